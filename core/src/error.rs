@@ -1,0 +1,75 @@
+//! The error type of the core.
+
+use core::fmt;
+
+/// What went wrong, without the details; stable to match on.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ErrorKind {
+    /// A layer or block does not fit the one before or after it, or a
+    /// hyper-parameter is out of its supported range.
+    InvalidModel,
+    /// A weight or bias is NaN or infinite.
+    NonFiniteWeight,
+    /// The image is too small for the network (fewer than two patches).
+    ImageTooSmall,
+    /// A size computation overflowed `usize`, or the image is larger than supported.
+    TooLarge,
+    /// The workspace is smaller than [`crate::Plan::workspace_bytes`].
+    WorkspaceTooSmall,
+    /// An input or output buffer does not have the length the plan needs.
+    BufferSize,
+    /// An input value is NaN or infinite.
+    NonFiniteInput,
+    /// Arguments of a free function disagree (lengths, indices out of range).
+    InvalidArgument,
+}
+
+/// An error of the core: a [`ErrorKind`] and a static message naming the problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Error {
+    kind: ErrorKind,
+    what: &'static str,
+}
+
+impl Error {
+    /// An error of `kind` described by `what`.
+    pub const fn new(kind: ErrorKind, what: &'static str) -> Self {
+        Self { kind, what }
+    }
+
+    /// The kind of the error.
+    pub const fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// A short description of the problem.
+    pub const fn message(&self) -> &'static str {
+        self.what
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.what)
+    }
+}
+
+impl core::error::Error for Error {}
+
+/// Result with the core's [`Error`].
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Checked `a * b` that fails with [`ErrorKind::TooLarge`].
+pub(crate) fn mul(a: usize, b: usize) -> Result<usize> {
+    a.checked_mul(b)
+        .ok_or(Error::new(ErrorKind::TooLarge, "size overflows usize"))
+}
+
+/// Checked `a + b` that fails with [`ErrorKind::TooLarge`].
+pub(crate) fn add(a: usize, b: usize) -> Result<usize> {
+    a.checked_add(b)
+        .ok_or(Error::new(ErrorKind::TooLarge, "size overflows usize"))
+}

@@ -1,0 +1,271 @@
+//! Whole-image execution inside a caller-provided workspace.
+//!
+//! A [`Plan`] binds a validated [`Network`] to an image size and an instruction
+//! set; it is immutable and can be shared. [`Plan::workspace_bytes`] is the exact
+//! number of bytes [`Plan::run`] needs; the core allocates nothing.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::kernels::conv::conv2d;
+use crate::kernels::Isa;
+use crate::model::{Cnn, Network};
+use crate::n3::block::{n3_forward, N3Dims, N3Io, N3Scratch};
+use crate::tensor::Geom;
+use crate::workspace::{Carver, Layout};
+
+/// Channel counts of the executor's activation buffers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Buffers {
+    input: usize,
+    small: usize,
+    embed: usize,
+    hidden: usize,
+    n3_out: usize,
+}
+
+/// Largest N³ scratch over the blocks.
+#[derive(Debug, Clone, Copy, Default)]
+struct N3Max {
+    embed_patches: usize,
+    input_patches: usize,
+    queries: usize,
+    candidates: usize,
+    weights: usize,
+    neighbours: usize,
+}
+
+/// A network bound to an image size: the immutable part of a run.
+#[derive(Debug, Clone)]
+pub struct Plan<'n, 'w> {
+    net: &'n Network<'w>,
+    isa: Isa,
+    g: Geom,
+    bufs: Buffers,
+    n3: N3Max,
+    bytes: usize,
+}
+
+impl<'n, 'w> Plan<'n, 'w> {
+    /// Plans `net` for `height × width` images using instruction set `isa`.
+    pub fn new(net: &'n Network<'w>, height: usize, width: usize, isa: Isa) -> Result<Self> {
+        let pad = net.cnns().map(Cnn::max_pad).max().unwrap_or(0);
+        let hidden = net.cnns().map(Cnn::max_hidden).max().unwrap_or(0);
+        let bufs = Buffers {
+            input: net.cin(),
+            small: net.dncnn().iter().map(Cnn::cout).max().unwrap_or(0),
+            embed: net.n3().iter().map(|b| b.embed.cout()).max().unwrap_or(0),
+            hidden,
+            n3_out: net.n3().iter().map(|b| b.cout()).max().unwrap_or(0),
+        };
+        let widest = [bufs.input, bufs.small, bufs.embed, bufs.hidden, bufs.n3_out]
+            .into_iter()
+            .max()
+            .unwrap_or(1);
+        if height == 0 || width == 0 {
+            return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
+        }
+        let g = Geom::new(height, width, pad, widest)?;
+        let mut n3 = N3Max::default();
+        for b in net.n3() {
+            let d = N3Dims::new(&b.params, height, width, b.cin(), b.embed.cout())?;
+            n3.embed_patches = n3
+                .embed_patches
+                .max(crate::error::mul(d.queries, d.embed_dim)?);
+            n3.input_patches = n3
+                .input_patches
+                .max(crate::error::mul(d.queries, d.input_dim)?);
+            n3.queries = n3.queries.max(d.queries);
+            n3.candidates = n3.candidates.max(d.candidates);
+            n3.weights = n3.weights.max(d.k * d.candidates);
+            n3.neighbours = n3.neighbours.max(d.k * d.input_dim);
+        }
+        let mut plan = Self {
+            net,
+            isa,
+            g,
+            bufs,
+            n3,
+            bytes: 0,
+        };
+        let mut layout = Layout::default();
+        plan.layout(&mut layout)?;
+        plan.bytes = layout.bytes()?;
+        Ok(plan)
+    }
+
+    fn layout(&self, l: &mut Layout) -> Result<()> {
+        let g = self.g;
+        let b = self.bufs;
+        for c in [b.input, b.small, b.embed, 1, b.hidden, b.hidden, b.n3_out] {
+            l.push::<f32>(g.len(c))?;
+        }
+        let n = self.n3;
+        for len in [
+            n.embed_patches,
+            n.input_patches,
+            n.queries,
+            n.candidates,
+            n.weights,
+            n.neighbours,
+        ] {
+            l.push::<f32>(len)?;
+        }
+        l.push::<u32>(n.candidates)
+    }
+
+    /// Exact workspace size in bytes for [`Plan::run`] (any alignment of the
+    /// buffer is accepted; the size includes the slack for it).
+    pub fn workspace_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Image height.
+    pub fn height(&self) -> usize {
+        self.g.height
+    }
+
+    /// Image width.
+    pub fn width(&self) -> usize {
+        self.g.width
+    }
+
+    /// The instruction set the kernels use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Denoises `input` (`cin` planes of `height × width`, row-major, no
+    /// padding) into `output` (`cout` planes).
+    ///
+    /// Non-finite input values are rejected with [`ErrorKind::NonFiniteInput`].
+    pub fn run(&self, input: &[f32], output: &mut [f32], workspace: &mut [u8]) -> Result<()> {
+        let (g, net) = (self.g, self.net);
+        let hw = g.height * g.width;
+        if input.len() != net.cin() * hw || output.len() != net.cout() * hw {
+            return Err(Error::new(
+                ErrorKind::BufferSize,
+                "input or output length is not channels × height × width",
+            ));
+        }
+        if !input.iter().all(|v| v.is_finite()) {
+            return Err(Error::new(
+                ErrorKind::NonFiniteInput,
+                "input holds NaN or infinite values",
+            ));
+        }
+        if workspace.len() < self.bytes {
+            return Err(Error::new(
+                ErrorKind::WorkspaceTooSmall,
+                "workspace smaller than Plan::workspace_bytes",
+            ));
+        }
+        let mut ws = Carver::new(workspace)?;
+        let b = self.bufs;
+        let x_in = ws.take::<f32>(g.len(b.input))?;
+        let small = ws.take::<f32>(g.len(b.small))?;
+        let embed = ws.take::<f32>(g.len(b.embed))?;
+        let temp = ws.take::<f32>(g.len(1))?;
+        let ha = ws.take::<f32>(g.len(b.hidden))?;
+        let hb = ws.take::<f32>(g.len(b.hidden))?;
+        let n3_out = ws.take::<f32>(g.len(b.n3_out))?;
+        let n = self.n3;
+        let embed_patches = ws.take::<f32>(n.embed_patches)?;
+        let input_patches = ws.take::<f32>(n.input_patches)?;
+        let temps = ws.take::<f32>(n.queries)?;
+        let logits = ws.take::<f32>(n.candidates)?;
+        let weights = ws.take::<f32>(n.weights)?;
+        let neighbours = ws.take::<f32>(n.neighbours)?;
+        let indices = ws.take::<u32>(n.candidates)?;
+
+        for (c, plane) in input.chunks_exact(hw).enumerate() {
+            for (y, row) in plane.chunks_exact(g.width).enumerate() {
+                let at = c * g.plane() + g.at(y, 0);
+                x_in[at..at + g.width].copy_from_slice(row);
+            }
+        }
+
+        let stages = net.dncnn().len();
+        for (i, cnn) in net.dncnn().iter().enumerate() {
+            let src: &[f32] = if i == 0 { x_in } else { n3_out };
+            self.run_cnn(cnn, src, small, ha, hb)?;
+            if i + 1 == stages {
+                break;
+            }
+            let block = &net.n3()[i];
+            self.run_cnn(&block.embed, small, embed, ha, hb)?;
+            self.run_cnn(&block.temp, small, temp, ha, hb)?;
+            let d = N3Dims::new(
+                &block.params,
+                g.height,
+                g.width,
+                block.cin(),
+                block.embed.cout(),
+            )?;
+            let io = N3Io {
+                g,
+                input: small,
+                embed,
+                temp,
+                output: n3_out,
+            };
+            let scratch = N3Scratch {
+                embed_patches: &mut embed_patches[..d.queries * d.embed_dim],
+                input_patches: &mut input_patches[..d.queries * d.input_dim],
+                temps: &mut temps[..d.queries],
+                indices: &mut indices[..d.candidates],
+                logits: &mut logits[..d.candidates],
+                weights: &mut weights[..d.k * d.candidates],
+                neighbours: &mut neighbours[..d.k * d.input_dim],
+            };
+            n3_forward(&block.params, &d, block.cin(), io, scratch)?;
+        }
+
+        for (c, plane) in output.chunks_exact_mut(hw).enumerate() {
+            for (y, row) in plane.chunks_exact_mut(g.width).enumerate() {
+                let at = c * g.plane() + g.at(y, 0);
+                row.copy_from_slice(&small[at..at + g.width]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `cnn` from `src` into `dst`, ping-ponging through `a` and `b`, and
+    /// adds the residual.
+    fn run_cnn(
+        &self,
+        cnn: &Cnn<'_>,
+        src: &[f32],
+        dst: &mut [f32],
+        a: &mut [f32],
+        b: &mut [f32],
+    ) -> Result<()> {
+        let g = self.g;
+        let rows = 0..g.height;
+        let layers = cnn.layers();
+        let last = layers.len() - 1;
+        for (i, layer) in layers.iter().enumerate() {
+            let (inp, out): (&[f32], &mut [f32]) = match (i, i == last, i % 2) {
+                (0, true, _) => (src, &mut *dst),
+                (0, false, _) => (src, &mut *a),
+                (_, true, 1) => (&*a, &mut *dst),
+                (_, true, _) => (&*b, &mut *dst),
+                (_, false, 1) => {
+                    conv2d(self.isa, layer, g, a, b, rows.clone())?;
+                    continue;
+                }
+                (_, false, _) => {
+                    conv2d(self.isa, layer, g, b, a, rows.clone())?;
+                    continue;
+                }
+            };
+            conv2d(self.isa, layer, g, inp, out, rows.clone())?;
+        }
+        if cnn.residual() {
+            let r = cnn.cin().min(cnn.cout());
+            let n = g.len(r);
+            for (d, s) in dst[..n].iter_mut().zip(&src[..n]) {
+                *d += *s;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,394 @@
+//! 2-D convolution, stride 1, zero padding `ksize / 2`, optional ReLU.
+//!
+//! Activations are padded planes ([`crate::tensor::Geom`]); weights are in
+//! `[cout][cin][ksize][ksize]` order with one bias per output channel (batch-norm
+//! is folded into them when the model is built). [`conv2d`] computes a range of
+//! output rows, so the same kernel serves whole images and row bands.
+
+use core::ops::Range;
+
+use super::Isa;
+use crate::error::{Error, ErrorKind, Result};
+use crate::model::ConvLayer;
+use crate::tensor::Geom;
+
+/// Computes output rows `rows` of `layer` applied to `input`, into `output`.
+///
+/// Both tensors use geometry `g`; `g.pad` must be at least `ksize / 2`. Only the
+/// interior of `output` is written, so its zero border stays zero.
+pub fn conv2d(
+    isa: Isa,
+    layer: &ConvLayer<'_>,
+    g: Geom,
+    input: &[f32],
+    output: &mut [f32],
+    rows: Range<usize>,
+) -> Result<()> {
+    check(layer, g, input, output, &rows)?;
+    match isa {
+        Isa::Generic => reference(layer, g, input, output, rows),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Avx2Fma` value exists only when the CPU has AVX2 and FMA,
+        // and `check` verified every buffer length the kernel indexes.
+        Isa::Avx2Fma(_) => unsafe { avx2::conv(layer, g, input, output, rows) },
+    }
+    Ok(())
+}
+
+fn check(
+    layer: &ConvLayer<'_>,
+    g: Geom,
+    input: &[f32],
+    output: &mut [f32],
+    rows: &Range<usize>,
+) -> Result<()> {
+    let k = layer.ksize;
+    let ok = k % 2 == 1
+        && g.pad >= k / 2
+        && layer.weight.len() == layer.cout * layer.cin * k * k
+        && layer.bias.len() == layer.cout
+        && input.len() >= g.len(layer.cin)
+        && output.len() >= g.len(layer.cout)
+        && rows.start <= rows.end
+        && rows.end <= g.height;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "conv2d: inconsistent shapes",
+        ))
+    }
+}
+
+/// The plain reference kernel: row-wise multiply-adds the compiler vectorises.
+fn reference(
+    layer: &ConvLayer<'_>,
+    g: Geom,
+    input: &[f32],
+    output: &mut [f32],
+    rows: Range<usize>,
+) {
+    let (k, w) = (layer.ksize, g.width);
+    let (rs, ps, off) = (g.row_stride(), g.plane(), g.pad - k / 2);
+    for co in 0..layer.cout {
+        for y in rows.clone() {
+            let o0 = co * ps + g.at(y, 0);
+            let orow = &mut output[o0..o0 + w];
+            orow.fill(layer.bias[co]);
+            for ci in 0..layer.cin {
+                let wk = &layer.weight[(co * layer.cin + ci) * k * k..][..k * k];
+                for ky in 0..k {
+                    let base = ci * ps + (y + off + ky) * rs + off;
+                    for kx in 0..k {
+                        let wv = wk[ky * k + kx];
+                        let irow = &input[base + kx..base + kx + w];
+                        for (o, i) in orow.iter_mut().zip(irow) {
+                            *o += wv * *i;
+                        }
+                    }
+                }
+            }
+            if layer.relu {
+                for o in orow.iter_mut() {
+                    *o = o.max(0.0);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use core::arch::x86_64::*;
+    use core::ops::Range;
+
+    use crate::model::ConvLayer;
+    use crate::tensor::Geom;
+
+    /// Raw views shared by the tiles of one call.
+    struct Args {
+        inp: *const f32,
+        out: *mut f32,
+        w: *const f32,
+        b: *const f32,
+        cin: usize,
+        k: usize,
+        rs: usize,
+        ps: usize,
+        off: usize,
+        g: Geom,
+        relu: bool,
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and the buffers must have the lengths
+    /// `conv2d`'s check requires.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn conv(
+        layer: &ConvLayer<'_>,
+        g: Geom,
+        input: &[f32],
+        output: &mut [f32],
+        rows: Range<usize>,
+    ) {
+        let a = Args {
+            inp: input.as_ptr(),
+            out: output.as_mut_ptr(),
+            w: layer.weight.as_ptr(),
+            b: layer.bias.as_ptr(),
+            cin: layer.cin,
+            k: layer.ksize,
+            rs: g.row_stride(),
+            ps: g.plane(),
+            off: g.pad - layer.ksize / 2,
+            g,
+            relu: layer.relu,
+        };
+        // Row outer, output channels inner: the input rows a row needs (cin·k
+        // rows) and the weights stay in cache while every output channel reads them.
+        for y in rows {
+            let mut co = 0;
+            while co < layer.cout {
+                let cb = (layer.cout - co).min(4);
+                // SAFETY: forwarded from this function's contract.
+                unsafe {
+                    match cb {
+                        4 => row::<4>(&a, co, y),
+                        3 => row::<3>(&a, co, y),
+                        2 => row::<2>(&a, co, y),
+                        _ => row::<1>(&a, co, y),
+                    }
+                }
+                co += cb;
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn row<const CB: usize>(a: &Args, co: usize, y: usize) {
+        let w = a.g.width;
+        let mut x = 0;
+        // SAFETY (all three calls): x + lanes <= w keeps loads and stores inside
+        // row y of the padded planes; the masked tail touches only lanes < w - x.
+        unsafe {
+            while x + 24 <= w {
+                tile::<CB, 3, false>(a, co, y, x, 0);
+                x += 24;
+            }
+            while x + 8 <= w {
+                tile::<CB, 1, false>(a, co, y, x, 0);
+                x += 8;
+            }
+            if x < w {
+                tile::<CB, 1, true>(a, co, y, x, w - x);
+            }
+        }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile<const CB: usize, const NV: usize, const MASKED: bool>(
+        a: &Args,
+        co: usize,
+        y: usize,
+        x: usize,
+        lanes: usize,
+    ) {
+        let kk = a.k * a.k;
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), idx);
+        let mut acc = [[_mm256_setzero_ps(); NV]; CB];
+        for (c, accs) in acc.iter_mut().enumerate() {
+            // SAFETY: co + c < cout, the bias length.
+            let b = _mm256_set1_ps(unsafe { *a.b.add(co + c) });
+            for v in accs.iter_mut() {
+                *v = b;
+            }
+        }
+        for ci in 0..a.cin {
+            // SAFETY: (co + c)·cin·k² + ci·k² + k² <= cout·cin·k², the weight length.
+            let wci = unsafe { a.w.add((co * a.cin + ci) * kk) };
+            for ky in 0..a.k {
+                // SAFETY: row y + off + ky < height + 2·pad of plane ci < cin.
+                let src = unsafe { a.inp.add(ci * a.ps + (y + a.off + ky) * a.rs + x + a.off) };
+                for kx in 0..a.k {
+                    let mut v_in = [_mm256_setzero_ps(); NV];
+                    for (v, slot) in v_in.iter_mut().enumerate() {
+                        // SAFETY: columns x + off + kx + 8v .. +8 lie inside the
+                        // padded row (x + 8·NV <= width, off + kx <= 2·pad), or
+                        // only the unmasked lanes are read.
+                        *slot = unsafe {
+                            let p = src.add(kx + 8 * v);
+                            if MASKED {
+                                _mm256_maskload_ps(p, mask)
+                            } else {
+                                _mm256_loadu_ps(p)
+                            }
+                        };
+                    }
+                    for (c, accs) in acc.iter_mut().enumerate() {
+                        // SAFETY: see `wci`.
+                        let wv =
+                            _mm256_set1_ps(unsafe { *wci.add(c * a.cin * kk + ky * a.k + kx) });
+                        for (acc_v, in_v) in accs.iter_mut().zip(v_in.iter()) {
+                            *acc_v = _mm256_fmadd_ps(wv, *in_v, *acc_v);
+                        }
+                    }
+                }
+            }
+        }
+        let zero = _mm256_setzero_ps();
+        for (c, accs) in acc.iter().enumerate() {
+            // SAFETY: plane co + c < cout of the output, interior pixel (y, x).
+            let dst = unsafe { a.out.add((co + c) * a.ps + a.g.at(y, x)) };
+            for (v, acc_v) in accs.iter().enumerate() {
+                let r = if a.relu {
+                    _mm256_max_ps(*acc_v, zero)
+                } else {
+                    *acc_v
+                };
+                // SAFETY: as for the loads; masked lanes are not written.
+                unsafe {
+                    if MASKED {
+                        _mm256_maskstore_ps(dst.add(8 * v), mask, r);
+                    } else {
+                        _mm256_storeu_ps(dst.add(8 * v), r);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(state: &mut u64) -> f32 {
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((*state >> 40) as f32) / (1u64 << 24) as f32 - 0.5
+    }
+
+    /// Direct definition: out[co][y][x] = b + Σ w · in (zero outside), ReLU.
+    fn direct(layer: &ConvLayer<'_>, g: Geom, input: &[f32], co: usize, y: usize, x: usize) -> f32 {
+        let k = layer.ksize as isize;
+        let mut s = layer.bias[co];
+        for ci in 0..layer.cin {
+            for ky in 0..k {
+                for kx in 0..k {
+                    let (iy, ix) = (y as isize + ky - k / 2, x as isize + kx - k / 2);
+                    if iy < 0 || ix < 0 || iy >= g.height as isize || ix >= g.width as isize {
+                        continue;
+                    }
+                    let w = layer.weight[((co * layer.cin + ci) * k as usize + ky as usize)
+                        * k as usize
+                        + kx as usize];
+                    s += w * input[ci * g.plane() + g.at(iy as usize, ix as usize)];
+                }
+            }
+        }
+        if layer.relu {
+            s.max(0.0)
+        } else {
+            s
+        }
+    }
+
+    #[test]
+    fn every_isa_matches_the_direct_definition() {
+        let mut st = 3;
+        let mut buf_in = [0.0f32; 8192];
+        let mut buf_out = [0.0f32; 16384];
+        let mut weights = [0.0f32; 2000];
+        let mut bias = [0.0f32; 16];
+        for &(h, w, cin, cout, k, relu) in &[
+            (5usize, 37usize, 3usize, 9usize, 3usize, true),
+            (4, 8, 2, 4, 3, false),
+            (3, 7, 1, 5, 3, true),
+            (6, 50, 4, 1, 3, false),
+            (5, 9, 2, 3, 5, true),
+            (2, 1, 3, 2, 1, false),
+        ] {
+            let g = Geom {
+                height: h,
+                width: w,
+                pad: 2,
+            };
+            for v in weights.iter_mut().chain(bias.iter_mut()) {
+                *v = lcg(&mut st);
+            }
+            let layer = ConvLayer {
+                cin,
+                cout,
+                ksize: k,
+                relu,
+                weight: &weights[..cout * cin * k * k],
+                bias: &bias[..cout],
+            };
+            let input = &mut buf_in[..g.len(cin)];
+            input.fill(0.0);
+            for c in 0..cin {
+                for y in 0..h {
+                    for x in 0..w {
+                        input[c * g.plane() + g.at(y, x)] = lcg(&mut st);
+                    }
+                }
+            }
+            let mut isas = [Isa::Generic; 2];
+            isas[1] = Isa::detect();
+            for isa in isas {
+                let out = &mut buf_out[..g.len(cout)];
+                out.fill(0.0);
+                conv2d(isa, &layer, g, input, out, 0..h).unwrap();
+                for co in 0..cout {
+                    for y in 0..h {
+                        for x in 0..w {
+                            let want = direct(&layer, g, input, co, y, x);
+                            let got = out[co * g.plane() + g.at(y, x)];
+                            assert!(
+                                (want - got).abs() < 1e-5,
+                                "{isa:?} {h}x{w} k{k} co{co} y{y} x{x}: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+                // The border stays zero.
+                let border: f32 = (0..cout)
+                    .flat_map(|co| (0..g.row_stride()).map(move |x| co * g.plane() + x))
+                    .map(|i| out[i].abs())
+                    .sum();
+                assert_eq!(border, 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn inconsistent_shapes_are_errors() {
+        let g = Geom {
+            height: 4,
+            width: 4,
+            pad: 1,
+        };
+        let w = [0.0; 9];
+        let b = [0.0; 1];
+        let layer = ConvLayer {
+            cin: 1,
+            cout: 1,
+            ksize: 3,
+            relu: false,
+            weight: &w,
+            bias: &b,
+        };
+        let input = [0.0; 36];
+        let mut out = [0.0; 35];
+        assert!(conv2d(Isa::Generic, &layer, g, &input, &mut out, 0..4).is_err());
+        let mut out = [0.0; 36];
+        assert!(conv2d(Isa::Generic, &layer, g, &input, &mut out, 0..5).is_err());
+        let g0 = Geom { pad: 0, ..g };
+        assert!(conv2d(Isa::Generic, &layer, g0, &input, &mut out, 0..4).is_err());
+    }
+}

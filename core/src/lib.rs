@@ -1,0 +1,40 @@
+//! # n3net-core
+//!
+//! `no_std`, allocation-free inference of Neural Nearest Neighbors Networks
+//! (N³Net; Plötz & Roth, NeurIPS 2018) for grey-image denoising.
+//!
+//! The crate knows nothing of files or ONNX: a [`model::Network`] borrows its
+//! weights from memory the caller owns (a `Vec` in the runtime, flash on a
+//! microcontroller), an [`exec::Plan`] fixes the image geometry and tells the
+//! exact workspace size, and [`exec::Plan::run`] denoises inside a workspace the
+//! caller provides. Nothing here allocates.
+//!
+//! The domain-agnostic parts of the N³ block are public on their own, for data
+//! that is not an image: [`n3::relax`] (distances and a temperature → `k` weight
+//! vectors, the paper's continuous nearest-neighbour relaxation) and
+//! [`n3::aggregate`] (weighted aggregation over an index set).
+//!
+//! Layout of the crate, one folder per concern:
+//! - [`kernels`]: convolution (plain reference kernel and AVX2/FMA kernel, picked
+//!   at run time through [`kernels::Isa`]).
+//! - [`n3`]: patch grid and search window ([`n3::grid`]), distances and
+//!   aggregation ([`n3::aggregate`]), the relaxation ([`n3::relax`]), and the
+//!   whole image block with its fold ([`n3::block`]).
+//! - [`model`]: the network description and its validation.
+//! - [`exec`]: workspace planning and whole-image execution.
+#![no_std]
+#![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod exec;
+pub mod kernels;
+pub mod model;
+pub mod n3;
+pub mod tensor;
+pub mod workspace;
+
+pub use error::{Error, ErrorKind};
+pub use exec::Plan;
+pub use kernels::Isa;
+pub use model::{Cnn, ConvLayer, N3Block, N3Params, Network};

@@ -1,0 +1,1883 @@
+//! Image and array I/O: PNG, binary PGM (P5) and NumPy `.npy`.
+//!
+//! Images are held as [`Image`]: planar `C×H×W` `f32` samples on a `[0, 1]`
+//! scale (8-bit samples are divided by 255, 16-bit samples by 65535, PGM
+//! samples by the file's `maxval`).
+//!
+//! Reading ([`read_image`]) picks the format from the file extension
+//! (case-insensitive):
+//!
+//! * `.png`: 1/2/4/8/16-bit grey, grey+alpha (alpha dropped), RGB/RGBA (8- or
+//!   16-bit, converted to luma `0.2989 R + 0.5870 G + 0.1140 B`), palette
+//!   (expanded, then converted to luma). Always returns one channel.
+//! * `.pgm`: binary `P5`, `maxval` ≤ 255 (one byte a sample) or ≤ 65535 (two
+//!   bytes a sample, big-endian). One channel.
+//! * `.npy`: little-endian `float32` (`<f4`) or `float64` (`<f8`, converted to
+//!   `f32`), C order, shape `(H, W)` (one channel) or `(C, H, W)`; format
+//!   versions 1.0, 2.0 (and 3.0, which only differs in the header encoding).
+//!
+//! Writing ([`write_image`]) supports 1-channel PNG/PGM at 8 or 16 bits
+//! ([`BitDepth`]) and `.npy` (`float32`, exact) with any channel count.
+//!
+//! [`read_npy_f32`] / [`write_npy_f32`] read and write arbitrary-rank `float32`
+//! arrays, e.g. to compare with reference outputs saved from PyTorch/NumPy.
+//!
+//! No function here panics on malformed input: every problem is reported as
+//! an [`ImageError`]. The total number of samples of an image or array is
+//! capped at [`MAX_ELEMENTS`] (2³¹).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Largest number of samples (`width × height × channels`, or the product of
+/// an `.npy` shape) accepted when reading or writing: 2³¹.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// An image held as planar `f32` samples.
+///
+/// Layout is `C×H×W` (channel-major, then row-major): sample `(c, y, x)` is at
+/// `data[(c * height + y) * width + x]`. Values are on a `[0, 1]` scale for
+/// images read from integer formats; nothing enforces that range (denoised or
+/// noisy images may leave it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Number of channels (1 for the grey images this project uses).
+    pub channels: usize,
+    /// Samples, planar `C×H×W`, `width * height * channels` of them.
+    pub data: Vec<f32>,
+}
+
+impl Image {
+    /// Builds an image, checking that `data.len() == width * height * channels`,
+    /// that no dimension is zero, and that the element count is at most
+    /// [`MAX_ELEMENTS`].
+    ///
+    /// # Errors
+    ///
+    /// [`ImageError::BadShape`] when any of these checks fails.
+    pub fn new(
+        width: usize,
+        height: usize,
+        channels: usize,
+        data: Vec<f32>,
+    ) -> Result<Image, ImageError> {
+        let img = Image {
+            width,
+            height,
+            channels,
+            data,
+        };
+        img.validate()?;
+        Ok(img)
+    }
+
+    /// Number of pixels of one channel plane (`width * height`), or `None` on
+    /// overflow.
+    pub fn plane_len(&self) -> Option<usize> {
+        self.width.checked_mul(self.height)
+    }
+
+    /// The samples of channel `c` (a `height × width` row-major plane), or
+    /// `None` when `c` is out of range or the image is inconsistent.
+    pub fn plane(&self, c: usize) -> Option<&[f32]> {
+        let n = self.plane_len()?;
+        if c >= self.channels {
+            return None;
+        }
+        let start = c.checked_mul(n)?;
+        self.data.get(start..start.checked_add(n)?)
+    }
+
+    /// Checks that the dimensions are non-zero, that their product does not
+    /// overflow and is at most [`MAX_ELEMENTS`], and that it equals
+    /// `data.len()`.
+    ///
+    /// # Errors
+    ///
+    /// [`ImageError::BadShape`] describing the first failed check.
+    pub fn validate(&self) -> Result<(), ImageError> {
+        if self.width == 0 || self.height == 0 || self.channels == 0 {
+            return Err(ImageError::BadShape {
+                reason: format!(
+                    "image has a zero dimension (width {}, height {}, channels {})",
+                    self.width, self.height, self.channels
+                ),
+            });
+        }
+        let n = element_count(&[self.channels, self.height, self.width]).ok_or_else(|| {
+            ImageError::BadShape {
+                reason: format!(
+                    "{}×{}×{} (C×H×W) exceeds the limit of {} samples",
+                    self.channels, self.height, self.width, MAX_ELEMENTS
+                ),
+            }
+        })?;
+        if n != self.data.len() {
+            return Err(ImageError::BadShape {
+                reason: format!(
+                    "{}×{}×{} (C×H×W) needs {} samples but data holds {}",
+                    self.channels,
+                    self.height,
+                    self.width,
+                    n,
+                    self.data.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Sample depth of integer output formats (PNG, PGM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BitDepth {
+    /// 8 bits a sample: stored value `round(clamp(v, 0, 1) * 255)`.
+    Eight,
+    /// 16 bits a sample: stored value `round(clamp(v, 0, 1) * 65535)`.
+    Sixteen,
+}
+
+/// Errors of image and array I/O.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The file could not be opened, read, created or written.
+    #[error("{}: I/O error: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's extension, variant or content type is not supported
+    /// (unknown extension, ASCII PGM, NumPy dtype other than `<f4`/`<f8`,
+    /// Fortran order, wrong rank, multi-channel PNG/PGM output, ...).
+    #[error("{}: unsupported format: {reason}", path.display())]
+    UnsupportedFormat {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is not supported.
+        reason: String,
+    },
+    /// The file is malformed or truncated (bad magic, bad header, too few
+    /// bytes, sample above `maxval`, ...).
+    #[error("{}: cannot decode: {reason}", path.display())]
+    Decode {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The PNG decoder reported an error (malformed or truncated PNG).
+    #[error("{}: cannot decode PNG: {source}", path.display())]
+    Png {
+        /// The file concerned.
+        path: PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: png::DecodingError,
+    },
+    /// The PNG encoder reported an error.
+    #[error("{}: cannot encode PNG: {source}", path.display())]
+    PngEncode {
+        /// The file concerned.
+        path: PathBuf,
+        /// The encoder's error.
+        #[source]
+        source: png::EncodingError,
+    },
+    /// An in-memory image or array is inconsistent: zero dimension, or a
+    /// data length that does not match its dimensions/shape.
+    #[error("bad shape: {reason}")]
+    BadShape {
+        /// What is inconsistent.
+        reason: String,
+    },
+    /// The image or array described by a file (or passed for writing) has
+    /// more than [`MAX_ELEMENTS`] samples, or its size overflows.
+    #[error("{}: too large: {reason}", path.display())]
+    TooLarge {
+        /// The file concerned.
+        path: PathBuf,
+        /// The offending dimensions.
+        reason: String,
+    },
+    /// A sample is NaN or infinite where a finite value is required (reading
+    /// an image from `.npy`, writing PNG/PGM).
+    #[error("{}: non-finite sample {value} at index {index}", path.display())]
+    NonFinite {
+        /// The file concerned.
+        path: PathBuf,
+        /// Flat index of the first offending sample.
+        index: usize,
+        /// Its value.
+        value: f32,
+    },
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// Product of `dims`, or `None` on overflow or when it exceeds [`MAX_ELEMENTS`].
+fn element_count(dims: &[usize]) -> Option<usize> {
+    let mut n: usize = 1;
+    for &d in dims {
+        n = n.checked_mul(d)?;
+    }
+    (n <= MAX_ELEMENTS).then_some(n)
+}
+
+fn dims_string(dims: &[usize]) -> String {
+    let parts: Vec<String> = dims.iter().map(|d| d.to_string()).collect();
+    format!("({})", parts.join(", "))
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImageError + '_ {
+    move |source| ImageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn decode_err(path: &Path, reason: impl Into<String>) -> ImageError {
+    ImageError::Decode {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn unsupported(path: &Path, reason: impl Into<String>) -> ImageError {
+    ImageError::UnsupportedFormat {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+fn too_large(path: &Path, dims: &[usize]) -> ImageError {
+    ImageError::TooLarge {
+        path: path.to_path_buf(),
+        reason: format!(
+            "shape {} exceeds the limit of {} samples",
+            dims_string(dims),
+            MAX_ELEMENTS
+        ),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Png,
+    Pgm,
+    Npy,
+}
+
+fn format_of(path: &Path) -> Result<Format, ImageError> {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("png") => Ok(Format::Png),
+        Some("pgm") => Ok(Format::Pgm),
+        Some("npy") => Ok(Format::Npy),
+        Some(other) => Err(unsupported(
+            path,
+            format!("unknown extension '.{other}' (expected .png, .pgm or .npy)"),
+        )),
+        None => Err(unsupported(
+            path,
+            "no file extension (expected .png, .pgm or .npy)",
+        )),
+    }
+}
+
+fn first_non_finite(data: &[f32]) -> Option<(usize, f32)> {
+    data.iter()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite())
+        .map(|(i, &v)| (i, v))
+}
+
+/// Quantises `v` (clamped to `[0, 1]`) to `0..=max`, rounding to nearest
+/// (halves away from zero). `v` must be finite.
+fn quantize(v: f32, max: f32) -> f32 {
+    (v.clamp(0.0, 1.0) * max).round()
+}
+
+/// Luma of one RGB pixel (samples already on a `[0, 1]` scale), computed in
+/// `f64`.
+fn luma(r: f64, g: f64, b: f64) -> f32 {
+    (0.2989 * r + 0.5870 * g + 0.1140 * b) as f32
+}
+
+// ---------------------------------------------------------------------------
+// Public entry points
+// ---------------------------------------------------------------------------
+
+/// Reads an image; the format is chosen by the (case-insensitive) extension:
+/// `.png`, `.pgm` or `.npy` (see the module documentation for what each
+/// accepts).
+///
+/// PNG and PGM images always come back with one channel. An `.npy` image must
+/// have shape `(H, W)` or `(C, H, W)` with non-zero dimensions and only finite
+/// values.
+///
+/// # Errors
+///
+/// [`ImageError::Io`] when the file cannot be read,
+/// [`ImageError::UnsupportedFormat`] for unknown extensions or unsupported
+/// variants, [`ImageError::Decode`] / [`ImageError::Png`] for malformed or
+/// truncated files, [`ImageError::TooLarge`] when the image has more than
+/// [`MAX_ELEMENTS`] samples, [`ImageError::NonFinite`] for NaN/∞ in `.npy`.
+pub fn read_image(path: &Path) -> Result<Image, ImageError> {
+    match format_of(path)? {
+        Format::Png => read_png(path),
+        Format::Pgm => read_pgm(path),
+        Format::Npy => read_npy_image(path),
+    }
+}
+
+/// Writes an image; the format is chosen by the (case-insensitive) extension.
+///
+/// * `.png` / `.pgm`: one channel only; samples are clamped to `[0, 1]` and
+///   rounded to nearest at the given `bit_depth` (`round(v * 255)` or
+///   `round(v * 65535)`); 16-bit samples are stored big-endian (PGM `maxval`
+///   255 or 65535).
+/// * `.npy`: `float32` little-endian, written exactly (`bit_depth` is
+///   ignored), shape `(H, W)` for one channel, `(C, H, W)` otherwise.
+///   Non-finite values are written as they are.
+///
+/// # Errors
+///
+/// [`ImageError::BadShape`] when the image is inconsistent (see
+/// [`Image::validate`]), [`ImageError::UnsupportedFormat`] for unknown
+/// extensions or multi-channel PNG/PGM, [`ImageError::NonFinite`] for NaN/∞
+/// samples in PNG/PGM output, [`ImageError::TooLarge`] for PNG dimensions
+/// above `u32::MAX`, [`ImageError::Io`] / [`ImageError::PngEncode`] when
+/// writing fails.
+pub fn write_image(path: &Path, img: &Image, bit_depth: BitDepth) -> Result<(), ImageError> {
+    let format = format_of(path)?;
+    img.validate()?;
+    match format {
+        Format::Npy => {
+            if img.channels == 1 {
+                write_npy_f32(path, &[img.height, img.width], &img.data)
+            } else {
+                write_npy_f32(path, &[img.channels, img.height, img.width], &img.data)
+            }
+        }
+        Format::Png | Format::Pgm => {
+            if img.channels != 1 {
+                return Err(unsupported(
+                    path,
+                    format!(
+                        "PNG/PGM output supports 1 channel only, the image has {}",
+                        img.channels
+                    ),
+                ));
+            }
+            if let Some((index, value)) = first_non_finite(&img.data) {
+                return Err(ImageError::NonFinite {
+                    path: path.to_path_buf(),
+                    index,
+                    value,
+                });
+            }
+            let bytes = quantize_to_bytes(&img.data, bit_depth);
+            if format == Format::Png {
+                write_png(path, img.width, img.height, bit_depth, &bytes)
+            } else {
+                write_pgm(path, img.width, img.height, bit_depth, &bytes)
+            }
+        }
+    }
+}
+
+/// Reads a NumPy `.npy` array of dtype `<f4` (or `<f8`, converted to `f32`)
+/// in C order, of any rank (a 0-d array has shape `[]` and one element).
+///
+/// Returns the shape and the flat C-order data. Values are returned as
+/// stored (NaN/∞ included). Accepts format versions 1.0, 2.0 and 3.0.
+///
+/// # Errors
+///
+/// [`ImageError::Io`] when the file cannot be read, [`ImageError::Decode`]
+/// for a bad magic string, malformed header or wrong data length,
+/// [`ImageError::UnsupportedFormat`] for another dtype or Fortran order,
+/// [`ImageError::TooLarge`] for more than [`MAX_ELEMENTS`] elements.
+pub fn read_npy_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>), ImageError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    npy::decode(path, &bytes)
+}
+
+/// Writes a `float32` little-endian C-order NumPy `.npy` file (format
+/// version 1.0, or 2.0 when the header does not fit 1.0) with the given
+/// `shape`. Values are written exactly, NaN/∞ included.
+///
+/// # Errors
+///
+/// [`ImageError::BadShape`] when the product of `shape` differs from
+/// `data.len()`, [`ImageError::TooLarge`] when it overflows or exceeds
+/// [`MAX_ELEMENTS`], [`ImageError::Io`] when writing fails.
+pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), ImageError> {
+    let n = element_count(shape).ok_or_else(|| too_large(path, shape))?;
+    if n != data.len() {
+        return Err(ImageError::BadShape {
+            reason: format!(
+                "shape {} needs {} elements but data holds {}",
+                dims_string(shape),
+                n,
+                data.len()
+            ),
+        });
+    }
+    let header = npy::encode_header(shape);
+    let file = File::create(path).map_err(io_err(path))?;
+    let mut w = BufWriter::new(file);
+    w.write_all(&header).map_err(io_err(path))?;
+    for chunk in data.chunks(8192) {
+        let mut buf = Vec::with_capacity(chunk.len() * 4);
+        for v in chunk {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        w.write_all(&buf).map_err(io_err(path))?;
+    }
+    w.flush().map_err(io_err(path))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// PNG
+// ---------------------------------------------------------------------------
+
+fn read_png(path: &Path) -> Result<Image, ImageError> {
+    let png_err = |source| ImageError::Png {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(io_err(path))?;
+    let mut decoder = png::Decoder::new(BufReader::new(file));
+    // EXPAND: palette -> RGB(A), low-bit grey -> 8 bit, tRNS -> alpha.
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let (width, height, interlaced) = {
+        let info = decoder.read_header_info().map_err(png_err)?;
+        (info.width as usize, info.height as usize, info.interlaced)
+    };
+    let n = element_count(&[height, width]).ok_or_else(|| too_large(path, &[height, width]))?;
+    if n == 0 {
+        return Err(decode_err(path, "PNG has a zero dimension"));
+    }
+    let mut reader = decoder.read_info().map_err(png_err)?;
+    let (color, depth) = reader.output_color_type();
+    let spp = match color {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        png::ColorType::Indexed => {
+            return Err(unsupported(path, "palette image was not expanded"));
+        }
+    };
+    let sixteen = match depth {
+        png::BitDepth::Eight => false,
+        png::BitDepth::Sixteen => true,
+        other => {
+            return Err(unsupported(
+                path,
+                format!("unexpected output bit depth {other:?} after expansion"),
+            ));
+        }
+    };
+    let bytes_per_sample = if sixteen { 2 } else { 1 };
+    let row_bytes = width
+        .checked_mul(spp * bytes_per_sample)
+        .ok_or_else(|| too_large(path, &[height, width]))?;
+
+    let mut data: Vec<f32> = Vec::new();
+    if interlaced {
+        // Adam7 needs the whole frame; reserve fallibly.
+        let total = reader
+            .output_buffer_size()
+            .ok_or_else(|| too_large(path, &[height, width]))?;
+        let mut buf: Vec<u8> = Vec::new();
+        buf.try_reserve_exact(total)
+            .map_err(|_| too_large(path, &[height, width]))?;
+        buf.resize(total, 0);
+        let out = reader.next_frame(&mut buf).map_err(png_err)?;
+        let line = out.line_size;
+        if line < row_bytes {
+            return Err(decode_err(path, "PNG row shorter than expected"));
+        }
+        data.try_reserve_exact(n)
+            .map_err(|_| too_large(path, &[height, width]))?;
+        for y in 0..height {
+            let start = y * line;
+            let row = buf
+                .get(start..start + row_bytes)
+                .ok_or_else(|| decode_err(path, "PNG frame buffer too short"))?;
+            convert_png_row(row, spp, sixteen, &mut data);
+        }
+    } else {
+        // Row by row: memory grows only with data actually decoded, so a
+        // forged header on a tiny file cannot force a huge allocation.
+        let mut rows = 0usize;
+        while let Some(row) = reader.next_row().map_err(png_err)? {
+            let row = row
+                .data()
+                .get(..row_bytes)
+                .ok_or_else(|| decode_err(path, "PNG row shorter than expected"))?;
+            convert_png_row(row, spp, sixteen, &mut data);
+            rows += 1;
+            if rows == height {
+                break;
+            }
+        }
+        if rows != height {
+            return Err(decode_err(
+                path,
+                format!("PNG ended after {rows} of {height} rows"),
+            ));
+        }
+    }
+    if data.len() != n {
+        return Err(decode_err(
+            path,
+            format!("decoded {} pixels, expected {n}", data.len()),
+        ));
+    }
+    // Read through to IEND so that a file truncated after the pixel data
+    // (missing checksum or end chunk) is reported rather than accepted.
+    reader.finish().map_err(png_err)?;
+    Ok(Image {
+        width,
+        height,
+        channels: 1,
+        data,
+    })
+}
+
+/// Appends the grey value of each pixel of one decoded PNG row to `out`.
+fn convert_png_row(row: &[u8], spp: usize, sixteen: bool, out: &mut Vec<f32>) {
+    if sixteen {
+        let raw = |px: &[u8], i: usize| u16::from_be_bytes([px[2 * i], px[2 * i + 1]]);
+        let s = |px: &[u8], i: usize| -> f64 { f64::from(raw(px, i)) / 65535.0 };
+        for px in row.chunks_exact(2 * spp) {
+            let v = match spp {
+                1 | 2 => f32::from(raw(px, 0)) / 65535.0,
+                _ => luma(s(px, 0), s(px, 1), s(px, 2)),
+            };
+            out.push(v);
+        }
+    } else {
+        let s = |px: &[u8], i: usize| -> f64 { f64::from(px[i]) / 255.0 };
+        for px in row.chunks_exact(spp) {
+            let v = match spp {
+                1 | 2 => f32::from(px[0]) / 255.0,
+                _ => luma(s(px, 0), s(px, 1), s(px, 2)),
+            };
+            out.push(v);
+        }
+    }
+}
+
+fn quantize_to_bytes(data: &[f32], depth: BitDepth) -> Vec<u8> {
+    match depth {
+        BitDepth::Eight => data.iter().map(|&v| quantize(v, 255.0) as u8).collect(),
+        BitDepth::Sixteen => {
+            let mut out = Vec::with_capacity(data.len() * 2);
+            for &v in data {
+                out.extend_from_slice(&(quantize(v, 65535.0) as u16).to_be_bytes());
+            }
+            out
+        }
+    }
+}
+
+fn write_png(
+    path: &Path,
+    width: usize,
+    height: usize,
+    depth: BitDepth,
+    bytes: &[u8],
+) -> Result<(), ImageError> {
+    let (w, h) = match (u32::try_from(width), u32::try_from(height)) {
+        (Ok(w), Ok(h)) => (w, h),
+        _ => {
+            return Err(ImageError::TooLarge {
+                path: path.to_path_buf(),
+                reason: format!("PNG dimensions {width}×{height} exceed u32"),
+            })
+        }
+    };
+    let enc_err = |source| ImageError::PngEncode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::create(path).map_err(io_err(path))?;
+    let mut encoder = png::Encoder::new(BufWriter::new(file), w, h);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(match depth {
+        BitDepth::Eight => png::BitDepth::Eight,
+        BitDepth::Sixteen => png::BitDepth::Sixteen,
+    });
+    let mut writer = encoder.write_header().map_err(enc_err)?;
+    writer.write_image_data(bytes).map_err(enc_err)?;
+    writer.finish().map_err(enc_err)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// PGM (binary P5)
+// ---------------------------------------------------------------------------
+
+/// Cursor over a PGM header.
+struct PgmHeader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl PgmHeader<'_> {
+    /// Skips whitespace and `#` comments (to end of line).
+    fn skip_space(&mut self) {
+        while let Some(&b) = self.bytes.get(self.pos) {
+            if b == b'#' {
+                while let Some(&c) = self.bytes.get(self.pos) {
+                    self.pos += 1;
+                    if c == b'\n' || c == b'\r' {
+                        break;
+                    }
+                }
+            } else if b.is_ascii_whitespace() {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Reads an unsigned decimal number preceded by whitespace/comments.
+    fn number(&mut self, what: &str) -> Result<u64, String> {
+        self.skip_space();
+        let start = self.pos;
+        let mut v: u64 = 0;
+        while let Some(&b) = self.bytes.get(self.pos) {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(u64::from(b - b'0')))
+                .ok_or_else(|| format!("{what} is too large"))?;
+            self.pos += 1;
+        }
+        if self.pos == start {
+            return Err(format!("expected {what} in PGM header"));
+        }
+        Ok(v)
+    }
+}
+
+fn read_pgm(path: &Path) -> Result<Image, ImageError> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    match bytes.get(..2) {
+        Some(b"P5") => {}
+        Some(b"P2") => {
+            return Err(unsupported(
+                path,
+                "ASCII PGM (P2); only binary P5 is supported",
+            ))
+        }
+        _ => return Err(decode_err(path, "not a binary PGM (missing 'P5' magic)")),
+    }
+    let mut h = PgmHeader {
+        bytes: &bytes,
+        pos: 2,
+    };
+    let header = (|| -> Result<(u64, u64, u64), String> {
+        // The magic must be followed by whitespace (or a comment).
+        match h.bytes.get(h.pos) {
+            Some(b) if b.is_ascii_whitespace() || *b == b'#' => {}
+            _ => return Err("missing whitespace after 'P5'".into()),
+        }
+        let w = h.number("width")?;
+        let hh = h.number("height")?;
+        let m = h.number("maxval")?;
+        // Exactly one whitespace byte separates maxval from the raster.
+        match h.bytes.get(h.pos) {
+            Some(b) if b.is_ascii_whitespace() => h.pos += 1,
+            Some(_) => return Err("missing whitespace after maxval".into()),
+            None => return Err("file ends after the header".into()),
+        }
+        Ok((w, hh, m))
+    })();
+    let (w, hh, maxval) = header.map_err(|r| decode_err(path, r))?;
+    if maxval == 0 || maxval > 65535 {
+        return Err(decode_err(
+            path,
+            format!("maxval {maxval} outside 1..=65535"),
+        ));
+    }
+    let (width, height) = match (usize::try_from(w), usize::try_from(hh)) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => {
+            return Err(ImageError::TooLarge {
+                path: path.to_path_buf(),
+                reason: format!("PGM dimensions {w}×{hh}"),
+            })
+        }
+    };
+    if width == 0 || height == 0 {
+        return Err(decode_err(path, "PGM has a zero dimension"));
+    }
+    let n = element_count(&[height, width]).ok_or_else(|| too_large(path, &[height, width]))?;
+    let bps = if maxval < 256 { 1 } else { 2 };
+    let need = n * bps; // n ≤ 2^31, bps ≤ 2: no overflow
+    let raster = bytes.get(h.pos..).unwrap_or(&[]);
+    if raster.len() < need {
+        return Err(decode_err(
+            path,
+            format!(
+                "truncated raster: {} bytes, expected {need} ({width}×{height}, maxval {maxval})",
+                raster.len()
+            ),
+        ));
+    }
+    let raster = &raster[..need];
+    let max = maxval as f32;
+    let mut data = Vec::with_capacity(n);
+    if bps == 1 {
+        for (i, &b) in raster.iter().enumerate() {
+            if u64::from(b) > maxval {
+                return Err(decode_err(
+                    path,
+                    format!("sample {b} at index {i} exceeds maxval {maxval}"),
+                ));
+            }
+            data.push(f32::from(b) / max);
+        }
+    } else {
+        for (i, pair) in raster.chunks_exact(2).enumerate() {
+            let v = u16::from_be_bytes([pair[0], pair[1]]);
+            if u64::from(v) > maxval {
+                return Err(decode_err(
+                    path,
+                    format!("sample {v} at index {i} exceeds maxval {maxval}"),
+                ));
+            }
+            data.push(f32::from(v) / max);
+        }
+    }
+    Ok(Image {
+        width,
+        height,
+        channels: 1,
+        data,
+    })
+}
+
+fn write_pgm(
+    path: &Path,
+    width: usize,
+    height: usize,
+    depth: BitDepth,
+    bytes: &[u8],
+) -> Result<(), ImageError> {
+    let maxval = match depth {
+        BitDepth::Eight => 255,
+        BitDepth::Sixteen => 65535,
+    };
+    let file = File::create(path).map_err(io_err(path))?;
+    let mut w = BufWriter::new(file);
+    write!(w, "P5\n{width} {height}\n{maxval}\n").map_err(io_err(path))?;
+    w.write_all(bytes).map_err(io_err(path))?;
+    w.flush().map_err(io_err(path))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// NPY
+// ---------------------------------------------------------------------------
+
+fn read_npy_image(path: &Path) -> Result<Image, ImageError> {
+    let (shape, data) = read_npy_f32(path)?;
+    let (channels, height, width) = match *shape.as_slice() {
+        [h, w] => (1, h, w),
+        [c, h, w] => (c, h, w),
+        _ => {
+            return Err(unsupported(
+                path,
+                format!(
+                    "an image needs shape (H, W) or (C, H, W), got {}",
+                    dims_string(&shape)
+                ),
+            ))
+        }
+    };
+    if channels == 0 || height == 0 || width == 0 {
+        return Err(decode_err(
+            path,
+            format!("image shape {} has a zero dimension", dims_string(&shape)),
+        ));
+    }
+    if let Some((index, value)) = first_non_finite(&data) {
+        return Err(ImageError::NonFinite {
+            path: path.to_path_buf(),
+            index,
+            value,
+        });
+    }
+    Ok(Image {
+        width,
+        height,
+        channels,
+        data,
+    })
+}
+
+/// Minimal `.npy` header parser and writer.
+mod npy {
+    use super::{decode_err, dims_string, element_count, too_large, unsupported, ImageError};
+    use std::path::Path;
+
+    const MAGIC: &[u8] = b"\x93NUMPY";
+    /// Largest header accepted when reading (NumPy itself caps it at 10 kB by
+    /// default; be a little more generous).
+    const MAX_HEADER: usize = 1 << 20;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Dtype {
+        F32,
+        F64,
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum Value {
+        Str(String),
+        Bool(bool),
+        Tuple(Vec<usize>),
+    }
+
+    /// Decodes a whole `.npy` file held in memory.
+    pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), ImageError> {
+        if bytes.get(..MAGIC.len()) != Some(MAGIC) {
+            return Err(decode_err(path, "not a .npy file (bad magic string)"));
+        }
+        let (major, minor) = match bytes.get(6..8) {
+            Some(&[a, b]) => (a, b),
+            _ => return Err(decode_err(path, "truncated .npy preamble")),
+        };
+        let (header_len, header_start) = match major {
+            1 => match bytes.get(8..10) {
+                Some(&[a, b]) => (usize::from(u16::from_le_bytes([a, b])), 10),
+                _ => return Err(decode_err(path, "truncated .npy preamble")),
+            },
+            2 | 3 => match bytes.get(8..12) {
+                Some(&[a, b, c, d]) => {
+                    let len = u32::from_le_bytes([a, b, c, d]);
+                    (usize::try_from(len).unwrap_or(usize::MAX), 12)
+                }
+                _ => return Err(decode_err(path, "truncated .npy preamble")),
+            },
+            _ => {
+                return Err(unsupported(
+                    path,
+                    format!(".npy format version {major}.{minor} (supported: 1.0, 2.0, 3.0)"),
+                ))
+            }
+        };
+        if header_len > MAX_HEADER {
+            return Err(decode_err(
+                path,
+                format!(".npy header length {header_len} is implausible"),
+            ));
+        }
+        let header_end = header_start + header_len;
+        let header = bytes
+            .get(header_start..header_end)
+            .ok_or_else(|| decode_err(path, "truncated .npy header"))?;
+        let header = if major == 3 {
+            std::str::from_utf8(header)
+                .map_err(|_| decode_err(path, ".npy header is not valid UTF-8"))?
+                .to_owned()
+        } else {
+            // Versions 1 and 2 use latin-1; a valid header is ASCII.
+            if !header.is_ascii() {
+                return Err(decode_err(path, ".npy header is not ASCII"));
+            }
+            String::from_utf8_lossy(header).into_owned()
+        };
+        let (dtype, shape) = parse_header(&header)
+            .map_err(|r| decode_err(path, format!("bad .npy header {header:?}: {r}")))?;
+        let dtype = dtype.map_err(|d| unsupported(path, d))?;
+        let n = element_count(&shape).ok_or_else(|| too_large(path, &shape))?;
+        let item = match dtype {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        };
+        let payload = bytes.get(header_end..).unwrap_or(&[]);
+        // n ≤ 2^31, item ≤ 8: no overflow on 64-bit; checked for 32-bit.
+        let need = n.checked_mul(item).ok_or_else(|| too_large(path, &shape))?;
+        if payload.len() != need {
+            return Err(decode_err(
+                path,
+                format!(
+                    "data section has {} bytes, shape {} of {} needs {need}",
+                    payload.len(),
+                    dims_string(&shape),
+                    if item == 4 { "<f4" } else { "<f8" }
+                ),
+            ));
+        }
+        let data: Vec<f32> = match dtype {
+            Dtype::F32 => payload
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+            Dtype::F64 => payload
+                .chunks_exact(8)
+                .map(|c| {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
+                .collect(),
+        };
+        Ok((shape, data))
+    }
+
+    /// Parses the header dict. `Err`: the header is malformed. `Ok((dtype,
+    /// shape))` where `dtype` is `Err(reason)` when the (well-formed) header
+    /// describes something unsupported (other dtype, Fortran order).
+    fn parse_header(header: &str) -> Result<(Result<Dtype, String>, Vec<usize>), String> {
+        let mut p = Parser {
+            s: header.as_bytes(),
+            pos: 0,
+        };
+        let mut descr: Option<String> = None;
+        let mut fortran: Option<bool> = None;
+        let mut shape: Option<Vec<usize>> = None;
+        p.expect(b'{')?;
+        loop {
+            p.skip_ws();
+            if p.eat(b'}') {
+                break;
+            }
+            let key = match p.value()? {
+                Value::Str(s) => s,
+                other => return Err(format!("dict key must be a string, got {other:?}")),
+            };
+            p.expect(b':')?;
+            let value = p.value()?;
+            let dup = match (key.as_str(), value) {
+                ("descr", Value::Str(s)) => descr.replace(s).is_some(),
+                ("fortran_order", Value::Bool(b)) => fortran.replace(b).is_some(),
+                ("shape", Value::Tuple(t)) => shape.replace(t).is_some(),
+                ("descr" | "fortran_order" | "shape", v) => {
+                    return Err(format!("key '{key}' has a value of the wrong type: {v:?}"))
+                }
+                _ => return Err(format!("unexpected key '{key}'")),
+            };
+            if dup {
+                return Err(format!("duplicate key '{key}'"));
+            }
+            p.skip_ws();
+            if p.eat(b',') {
+                continue;
+            }
+            p.expect(b'}')?;
+            break;
+        }
+        p.skip_ws();
+        if p.pos != p.s.len() {
+            return Err("trailing characters after the dict".into());
+        }
+        let descr = descr.ok_or("missing key 'descr'")?;
+        let fortran = fortran.ok_or("missing key 'fortran_order'")?;
+        let shape = shape.ok_or("missing key 'shape'")?;
+        let dtype = if fortran {
+            Err("fortran_order True is not supported (save a C-order array)".to_owned())
+        } else {
+            match descr.as_str() {
+                "<f4" => Ok(Dtype::F32),
+                "<f8" => Ok(Dtype::F64),
+                other => Err(format!(
+                    "dtype '{other}' is not supported (expected '<f4' or '<f8')"
+                )),
+            }
+        };
+        Ok((dtype, shape))
+    }
+
+    struct Parser<'a> {
+        s: &'a [u8],
+        pos: usize,
+    }
+
+    impl Parser<'_> {
+        fn skip_ws(&mut self) {
+            while self
+                .s
+                .get(self.pos)
+                .is_some_and(|b| b.is_ascii_whitespace())
+            {
+                self.pos += 1;
+            }
+        }
+
+        fn eat(&mut self, c: u8) -> bool {
+            if self.s.get(self.pos) == Some(&c) {
+                self.pos += 1;
+                true
+            } else {
+                false
+            }
+        }
+
+        fn expect(&mut self, c: u8) -> Result<(), String> {
+            self.skip_ws();
+            if self.eat(c) {
+                Ok(())
+            } else {
+                Err(format!("expected '{}' at offset {}", c as char, self.pos))
+            }
+        }
+
+        fn value(&mut self) -> Result<Value, String> {
+            self.skip_ws();
+            match self.s.get(self.pos) {
+                Some(&q @ (b'\'' | b'"')) => {
+                    self.pos += 1;
+                    let start = self.pos;
+                    while let Some(&b) = self.s.get(self.pos) {
+                        if b == q {
+                            let text =
+                                String::from_utf8_lossy(&self.s[start..self.pos]).into_owned();
+                            self.pos += 1;
+                            return Ok(Value::Str(text));
+                        }
+                        if b == b'\\' {
+                            return Err("escape sequences in strings are not supported".into());
+                        }
+                        self.pos += 1;
+                    }
+                    Err("unterminated string".into())
+                }
+                Some(b'(') => {
+                    self.pos += 1;
+                    let mut dims = Vec::new();
+                    loop {
+                        self.skip_ws();
+                        if self.eat(b')') {
+                            break;
+                        }
+                        dims.push(self.integer()?);
+                        self.skip_ws();
+                        if self.eat(b',') {
+                            continue;
+                        }
+                        self.expect(b')')?;
+                        break;
+                    }
+                    Ok(Value::Tuple(dims))
+                }
+                Some(b) if b.is_ascii_alphabetic() => {
+                    let start = self.pos;
+                    while self
+                        .s
+                        .get(self.pos)
+                        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+                    {
+                        self.pos += 1;
+                    }
+                    match &self.s[start..self.pos] {
+                        b"True" => Ok(Value::Bool(true)),
+                        b"False" => Ok(Value::Bool(false)),
+                        other => Err(format!(
+                            "unexpected identifier '{}'",
+                            String::from_utf8_lossy(other)
+                        )),
+                    }
+                }
+                Some(&b) => Err(format!(
+                    "unexpected character '{}' at offset {}",
+                    b as char, self.pos
+                )),
+                None => Err("unexpected end of header".into()),
+            }
+        }
+
+        fn integer(&mut self) -> Result<usize, String> {
+            let start = self.pos;
+            let mut v: usize = 0;
+            while let Some(&b) = self.s.get(self.pos) {
+                if !b.is_ascii_digit() {
+                    break;
+                }
+                v = v
+                    .checked_mul(10)
+                    .and_then(|v| v.checked_add(usize::from(b - b'0')))
+                    .ok_or("shape dimension overflows")?;
+                self.pos += 1;
+            }
+            if self.pos == start {
+                return Err(format!(
+                    "expected a non-negative integer at offset {}",
+                    self.pos
+                ));
+            }
+            // Python 2 long suffix.
+            if matches!(self.s.get(self.pos), Some(b'L' | b'l')) {
+                self.pos += 1;
+            }
+            Ok(v)
+        }
+    }
+
+    /// Builds the preamble + header for a `<f4` C-order array of `shape`,
+    /// padded with spaces and a final newline to a multiple of 64 bytes.
+    pub(super) fn encode_header(shape: &[usize]) -> Vec<u8> {
+        let shape_str = match shape {
+            [] => "()".to_owned(),
+            [d] => format!("({d},)"),
+            _ => dims_string(shape),
+        };
+        let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_str}, }}");
+        // Version 1.0: 10-byte preamble, u16 header length.
+        let total_v1 = (10 + dict.len() + 1).div_ceil(64) * 64;
+        let (version, prefix, total) = if total_v1 - 10 <= usize::from(u16::MAX) {
+            (1u8, 10usize, total_v1)
+        } else {
+            (2u8, 12usize, (12 + dict.len() + 1).div_ceil(64) * 64)
+        };
+        let header_len = total - prefix;
+        let mut out = Vec::with_capacity(total);
+        out.extend_from_slice(MAGIC);
+        out.push(version);
+        out.push(0);
+        if version == 1 {
+            // header_len ≤ u16::MAX checked above
+            out.extend_from_slice(&(header_len as u16).to_le_bytes());
+        } else {
+            out.extend_from_slice(&(header_len as u32).to_le_bytes());
+        }
+        out.extend_from_slice(dict.as_bytes());
+        out.resize(total - 1, b' ');
+        out.push(b'\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh, empty scratch directory for one test.
+    fn scratch_dir(name: &str) -> PathBuf {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "n3net-image-io-{}-{}-{}",
+            std::process::id(),
+            name,
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn grey(width: usize, height: usize, f: impl Fn(usize, usize) -> f32) -> Image {
+        let mut data = Vec::with_capacity(width * height);
+        for y in 0..height {
+            for x in 0..width {
+                data.push(f(x, y));
+            }
+        }
+        Image::new(width, height, 1, data).unwrap()
+    }
+
+    // --- minimal PNG writer for hand-made files (stored deflate blocks) ---
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    fn zlib_stored(data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x78, 0x01];
+        let mut chunks = data.chunks(65535).peekable();
+        if data.is_empty() {
+            out.extend_from_slice(&[1, 0, 0, 0xFF, 0xFF]);
+        }
+        while let Some(c) = chunks.next() {
+            out.push(u8::from(chunks.peek().is_none()));
+            let len = c.len() as u16;
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(&(!len).to_le_bytes());
+            out.extend_from_slice(c);
+        }
+        let (mut a, mut b) = (1u32, 0u32);
+        for &x in data {
+            a = (a + u32::from(x)) % 65521;
+            b = (b + a) % 65521;
+        }
+        out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+        out
+    }
+
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut c = kind.to_vec();
+        c.extend_from_slice(data);
+        out.extend_from_slice(&c);
+        out.extend_from_slice(&crc32(&c).to_be_bytes());
+    }
+
+    fn raw_png(w: u32, h: u32, depth: u8, color: u8, interlace: u8, scanlines: &[u8]) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[depth, color, 0, 0, interlace]);
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IDAT", &zlib_stored(scanlines));
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    fn encode_png(
+        path: &Path,
+        w: u32,
+        h: u32,
+        color: png::ColorType,
+        depth: png::BitDepth,
+        palette: Option<&[u8]>,
+        data: &[u8],
+    ) {
+        let file = File::create(path).unwrap();
+        let mut enc = png::Encoder::new(BufWriter::new(file), w, h);
+        enc.set_color(color);
+        enc.set_depth(depth);
+        if let Some(p) = palette {
+            enc.set_palette(p.to_vec());
+        }
+        let mut wr = enc.write_header().unwrap();
+        wr.write_image_data(data).unwrap();
+        wr.finish().unwrap();
+    }
+
+    // --- round trips ---
+
+    #[test]
+    fn png_8bit_round_trip_exact() {
+        let dir = scratch_dir("png8");
+        let img = grey(37, 21, |x, y| ((x * 7 + y * 13) % 256) as f32 / 255.0);
+        let p = dir.join("a.png");
+        write_image(&p, &img, BitDepth::Eight).unwrap();
+        let back = read_image(&p).unwrap();
+        assert_eq!(back, img);
+    }
+
+    #[test]
+    fn png_16bit_round_trip_exact() {
+        let dir = scratch_dir("png16");
+        let img = grey(19, 33, |x, y| {
+            ((x * 3001 + y * 977) % 65536) as f32 / 65535.0
+        });
+        let p = dir.join("a.PNG");
+        write_image(&p, &img, BitDepth::Sixteen).unwrap();
+        let back = read_image(&p).unwrap();
+        assert_eq!(back, img);
+    }
+
+    #[test]
+    fn pgm_round_trips_exact() {
+        let dir = scratch_dir("pgm");
+        let img8 = grey(31, 9, |x, y| ((x * 11 + y * 5) % 256) as f32 / 255.0);
+        let p = dir.join("a.pgm");
+        write_image(&p, &img8, BitDepth::Eight).unwrap();
+        assert!(std::fs::read(&p).unwrap().starts_with(b"P5\n31 9\n255\n"));
+        assert_eq!(read_image(&p).unwrap(), img8);
+
+        let img16 = grey(8, 17, |x, y| ((x * 4099 + y * 31) % 65536) as f32 / 65535.0);
+        write_image(&p, &img16, BitDepth::Sixteen).unwrap();
+        assert_eq!(read_image(&p).unwrap(), img16);
+    }
+
+    #[test]
+    fn quantisation_clamps_and_rounds() {
+        let dir = scratch_dir("quant");
+        let img = Image::new(6, 1, 1, vec![-0.3, 0.0, 0.5, 0.2 / 255.0, 0.6 / 255.0, 1.7]).unwrap();
+        let p = dir.join("q.pgm");
+        write_image(&p, &img, BitDepth::Eight).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[bytes.len() - 6..], &[0, 0, 128, 0, 1, 255]);
+        let back = read_image(&dir.join("q.pgm")).unwrap();
+        assert_eq!(
+            back.data,
+            vec![0.0, 0.0, 128.0 / 255.0, 0.0, 1.0 / 255.0, 1.0]
+        );
+    }
+
+    #[test]
+    fn npy_round_trip_exact() {
+        let dir = scratch_dir("npy");
+        let vals: Vec<f32> = (0..2 * 5 * 7)
+            .map(|i| (i as f32 - 20.0) * 0.123_456_7 + f32::MIN_POSITIVE * 0.5)
+            .collect();
+        let img = Image::new(7, 5, 2, vals.clone()).unwrap();
+        let p = dir.join("x.npy");
+        write_image(&p, &img, BitDepth::Eight).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[..8], b"\x93NUMPY\x01\x00");
+        let hlen = usize::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+        assert_eq!((10 + hlen) % 64, 0);
+        assert_eq!(bytes[10 + hlen - 1], b'\n');
+        assert_eq!(read_image(&p).unwrap(), img);
+        let (shape, data) = read_npy_f32(&p).unwrap();
+        assert_eq!(shape, vec![2, 5, 7]);
+        assert_eq!(data, vals);
+
+        // One channel -> (H, W).
+        let one = Image::new(7, 10, 1, vals).unwrap();
+        write_image(&p, &one, BitDepth::Sixteen).unwrap();
+        assert_eq!(read_npy_f32(&p).unwrap().0, vec![10, 7]);
+        assert_eq!(read_image(&p).unwrap(), one);
+    }
+
+    #[test]
+    fn npy_any_rank_and_specials() {
+        let dir = scratch_dir("npyrank");
+        let p = dir.join("r.npy");
+        for shape in [vec![], vec![5], vec![2, 3], vec![1, 2, 3, 2], vec![0, 4]] {
+            let n: usize = shape.iter().product();
+            let data: Vec<f32> = (0..n).map(|i| i as f32 * -1.5).collect();
+            write_npy_f32(&p, &shape, &data).unwrap();
+            assert_eq!(read_npy_f32(&p).unwrap(), (shape.clone(), data));
+        }
+        // NaN/inf survive read_npy_f32 but are rejected as an image.
+        write_npy_f32(&p, &[1, 3], &[0.0, f32::NAN, f32::INFINITY]).unwrap();
+        let (_, d) = read_npy_f32(&p).unwrap();
+        assert!(d[1].is_nan() && d[2] == f32::INFINITY);
+        assert!(matches!(
+            read_image(&p),
+            Err(ImageError::NonFinite { index: 1, .. })
+        ));
+        // Rank 1 and 4 and zero-size arrays are not images.
+        write_npy_f32(&p, &[4], &[0.0; 4]).unwrap();
+        assert!(matches!(
+            read_image(&p),
+            Err(ImageError::UnsupportedFormat { .. })
+        ));
+        write_npy_f32(&p, &[0, 4], &[]).unwrap();
+        assert!(matches!(read_image(&p), Err(ImageError::Decode { .. })));
+        // Shape/data mismatch.
+        assert!(matches!(
+            write_npy_f32(&p, &[2, 2], &[0.0; 3]),
+            Err(ImageError::BadShape { .. })
+        ));
+        assert!(matches!(
+            write_npy_f32(&p, &[usize::MAX, 2], &[]),
+            Err(ImageError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn npy_writer_switches_to_v2_for_long_headers() {
+        let dir = scratch_dir("npylong");
+        let p = dir.join("l.npy");
+        let shape = vec![1usize; 25_000];
+        write_npy_f32(&p, &shape, &[0.75]).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[..8], b"\x93NUMPY\x02\x00");
+        let hlen = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        assert_eq!((12 + hlen) % 64, 0);
+        assert_eq!(read_npy_f32(&p).unwrap(), (shape, vec![0.75]));
+    }
+
+    fn npy_bytes(version: u8, header: &str, payload: &[u8]) -> Vec<u8> {
+        let mut out = b"\x93NUMPY".to_vec();
+        out.push(version);
+        out.push(0);
+        if version == 1 {
+            out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        } else {
+            out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        }
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn npy_v2_f64_and_header_variants() {
+        let dir = scratch_dir("npyv2");
+        let p = dir.join("v.npy");
+        let vals = [0.25f64, -1.0e-3, 3.0, 1.0 / 3.0, 0.0, 1.0];
+        let payload: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        // Version 2.0, '<f8', odd spacing, key order and quotes, no trailing comma.
+        let header = "{\"shape\":(2,3) ,'fortran_order' : False, 'descr':'<f8'}   \n";
+        std::fs::write(&p, npy_bytes(2, header, &payload)).unwrap();
+        let (shape, data) = read_npy_f32(&p).unwrap();
+        assert_eq!(shape, vec![2, 3]);
+        let expect: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
+        assert_eq!(data, expect);
+        let img = read_image(&p).unwrap();
+        assert_eq!((img.channels, img.height, img.width), (1, 2, 3));
+
+        // Version 1.0 with a 1-tuple shape and Python 2 long.
+        let payload: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2L,), }\n";
+        std::fs::write(&p, npy_bytes(1, header, &payload)).unwrap();
+        assert_eq!(read_npy_f32(&p).unwrap(), (vec![2], vec![1.0, 2.0]));
+    }
+
+    #[test]
+    fn npy_rejections() {
+        let dir = scratch_dir("npybad");
+        let p = dir.join("b.npy");
+        let f4 = |n: usize| vec![0u8; 4 * n];
+        let unsupported_cases = [
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+            "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }",
+            "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }",
+            "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 2), }",
+        ];
+        for h in unsupported_cases {
+            std::fs::write(&p, npy_bytes(1, h, &f4(4))).unwrap();
+            let e = read_npy_f32(&p).unwrap_err();
+            assert!(
+                matches!(e, ImageError::UnsupportedFormat { .. }),
+                "{h}: {e}"
+            );
+        }
+        let malformed = [
+            "",
+            "{",
+            "{}",
+            "{'descr': '<f4', 'fortran_order': False}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), 'x': 1}",
+            "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)}",
+            "{'descr': '<f4', 'fortran_order': 0, 'shape': (2, 2)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -2)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)} junk",
+            "{'descr': '<f4, 'fortran_order': False, 'shape': (2, 2)}",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999, 2)}",
+        ];
+        for h in malformed {
+            std::fs::write(&p, npy_bytes(1, h, &f4(4))).unwrap();
+            let e = read_npy_f32(&p).unwrap_err();
+            assert!(matches!(e, ImageError::Decode { .. }), "{h}: {e}");
+        }
+        let good = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }\n";
+        // Too little / too much data.
+        std::fs::write(&p, npy_bytes(1, good, &f4(3))).unwrap();
+        assert!(matches!(read_npy_f32(&p), Err(ImageError::Decode { .. })));
+        std::fs::write(&p, npy_bytes(1, good, &f4(5))).unwrap();
+        assert!(matches!(read_npy_f32(&p), Err(ImageError::Decode { .. })));
+        // Huge shape in a tiny file.
+        let huge = "{'descr': '<f4', 'fortran_order': False, 'shape': (65536, 65536), }\n";
+        std::fs::write(&p, npy_bytes(1, huge, &f4(4))).unwrap();
+        assert!(matches!(read_npy_f32(&p), Err(ImageError::TooLarge { .. })));
+        let big = "{'descr': '<f4', 'fortran_order': False, 'shape': (40000, 40000), }\n";
+        std::fs::write(&p, npy_bytes(1, big, &f4(4))).unwrap();
+        assert!(matches!(read_npy_f32(&p), Err(ImageError::Decode { .. })));
+        // Unknown version, bad magic, header length beyond the file.
+        let mut v = npy_bytes(1, good, &f4(4));
+        v[6] = 9;
+        std::fs::write(&p, &v).unwrap();
+        assert!(matches!(
+            read_npy_f32(&p),
+            Err(ImageError::UnsupportedFormat { .. })
+        ));
+        let mut v = npy_bytes(1, good, &f4(4));
+        v[1] = b'X';
+        std::fs::write(&p, &v).unwrap();
+        assert!(matches!(read_npy_f32(&p), Err(ImageError::Decode { .. })));
+        let mut v = npy_bytes(2, good, &f4(4));
+        v[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&p, &v).unwrap();
+        assert!(matches!(read_npy_f32(&p), Err(ImageError::Decode { .. })));
+        // Non-ASCII header in v1.
+        std::fs::write(&p, npy_bytes(1, "{'descr': '<f4é'}", &[])).unwrap();
+        assert!(matches!(read_npy_f32(&p), Err(ImageError::Decode { .. })));
+    }
+
+    // --- PNG colour handling ---
+
+    #[test]
+    fn rgb_png_is_converted_to_luma() {
+        let dir = scratch_dir("rgb");
+        let p = dir.join("rgb.png");
+        let px: [[u8; 3]; 4] = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [12, 200, 77]];
+        let data: Vec<u8> = px.iter().flatten().copied().collect();
+        encode_png(
+            &p,
+            2,
+            2,
+            png::ColorType::Rgb,
+            png::BitDepth::Eight,
+            None,
+            &data,
+        );
+        let img = read_image(&p).unwrap();
+        assert_eq!((img.width, img.height, img.channels), (2, 2, 1));
+        for (v, c) in img.data.iter().zip(&px) {
+            let [r, g, b] = c.map(|x| f64::from(x) / 255.0);
+            let expect = (0.2989 * r + 0.5870 * g + 0.1140 * b) as f32;
+            assert_eq!(*v, expect);
+        }
+        assert!((img.data[0] - 0.2989).abs() < 1e-6);
+        assert!((img.data[1] - 0.5870).abs() < 1e-6);
+        assert!((img.data[2] - 0.1140).abs() < 1e-6);
+
+        // RGBA 16-bit: alpha ignored, big-endian samples.
+        let p = dir.join("rgba16.png");
+        let px16: [[u16; 4]; 2] = [[65535, 32768, 0, 0], [1000, 2000, 3000, 65535]];
+        let data: Vec<u8> = px16
+            .iter()
+            .flatten()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        encode_png(
+            &p,
+            2,
+            1,
+            png::ColorType::Rgba,
+            png::BitDepth::Sixteen,
+            None,
+            &data,
+        );
+        let img = read_image(&p).unwrap();
+        for (v, c) in img.data.iter().zip(&px16) {
+            let (r, g, b) = (
+                f64::from(c[0]) / 65535.0,
+                f64::from(c[1]) / 65535.0,
+                f64::from(c[2]) / 65535.0,
+            );
+            assert_eq!(*v, (0.2989 * r + 0.5870 * g + 0.1140 * b) as f32);
+        }
+    }
+
+    #[test]
+    fn grey_alpha_palette_and_low_bit_png() {
+        let dir = scratch_dir("ga");
+        // Grey + alpha: alpha dropped.
+        let p = dir.join("ga.png");
+        encode_png(
+            &p,
+            3,
+            1,
+            png::ColorType::GrayscaleAlpha,
+            png::BitDepth::Eight,
+            None,
+            &[10, 0, 20, 128, 255, 255],
+        );
+        assert_eq!(
+            read_image(&p).unwrap().data,
+            vec![10.0 / 255.0, 20.0 / 255.0, 1.0]
+        );
+        // 16-bit grey + alpha.
+        let p = dir.join("ga16.png");
+        encode_png(
+            &p,
+            1,
+            1,
+            png::ColorType::GrayscaleAlpha,
+            png::BitDepth::Sixteen,
+            None,
+            &[0x12, 0x34, 0, 0],
+        );
+        assert_eq!(
+            read_image(&p).unwrap().data,
+            vec![f32::from(0x1234u16) / 65535.0]
+        );
+        // Palette: expanded then luma.
+        let p = dir.join("pal.png");
+        let palette = [0u8, 0, 0, 255, 255, 255, 100, 150, 200];
+        encode_png(
+            &p,
+            3,
+            1,
+            png::ColorType::Indexed,
+            png::BitDepth::Eight,
+            Some(&palette),
+            &[2, 1, 0],
+        );
+        let img = read_image(&p).unwrap();
+        let l = |r: f64, g: f64, b: f64| {
+            (0.2989 * r / 255.0 + 0.5870 * g / 255.0 + 0.1140 * b / 255.0) as f32
+        };
+        assert_eq!(
+            img.data,
+            vec![l(100.0, 150.0, 200.0), l(255.0, 255.0, 255.0), 0.0]
+        );
+        // 1-bit grey: expanded to 0/255.
+        let p = dir.join("bw.png");
+        encode_png(
+            &p,
+            10,
+            1,
+            png::ColorType::Grayscale,
+            png::BitDepth::One,
+            None,
+            &[0b1010_0000, 0b0100_0000],
+        );
+        let img = read_image(&p).unwrap();
+        assert_eq!(
+            img.data,
+            vec![1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+        );
+        // 4-bit grey: v * 17 / 255 = v / 15.
+        let p = dir.join("g4.png");
+        encode_png(
+            &p,
+            2,
+            1,
+            png::ColorType::Grayscale,
+            png::BitDepth::Four,
+            None,
+            &[0x3F],
+        );
+        assert_eq!(read_image(&p).unwrap().data, vec![51.0 / 255.0, 1.0]);
+    }
+
+    #[test]
+    fn interlaced_png_is_deinterlaced() {
+        let dir = scratch_dir("adam7");
+        let (w, h) = (13usize, 10usize);
+        let value = |x: usize, y: usize| ((x * 19 + y * 7) % 256) as u8;
+        let passes = [
+            (0, 0, 8, 8),
+            (4, 0, 8, 8),
+            (0, 4, 4, 8),
+            (2, 0, 4, 4),
+            (0, 2, 2, 4),
+            (1, 0, 2, 2),
+            (0, 1, 1, 2),
+        ];
+        let mut raw = Vec::new();
+        for (x0, y0, dx, dy) in passes {
+            let xs: Vec<usize> = (x0..w).step_by(dx).collect();
+            let ys: Vec<usize> = (y0..h).step_by(dy).collect();
+            if xs.is_empty() || ys.is_empty() {
+                continue;
+            }
+            for &y in &ys {
+                raw.push(0); // filter: none
+                raw.extend(xs.iter().map(|&x| value(x, y)));
+            }
+        }
+        let p = dir.join("i.png");
+        std::fs::write(&p, raw_png(w as u32, h as u32, 8, 0, 1, &raw)).unwrap();
+        let img = read_image(&p).unwrap();
+        let expect = grey(w, h, |x, y| f32::from(value(x, y)) / 255.0);
+        assert_eq!(img, expect);
+    }
+
+    #[test]
+    fn hand_made_png_matches_encoder() {
+        // Sanity check of the test helper itself.
+        let dir = scratch_dir("raw");
+        let p = dir.join("r.png");
+        let mut raw = Vec::new();
+        for y in 0..3u8 {
+            raw.push(0);
+            raw.extend([y, y + 10, y + 20, y + 30]);
+        }
+        std::fs::write(&p, raw_png(4, 3, 8, 0, 0, &raw)).unwrap();
+        let img = read_image(&p).unwrap();
+        assert_eq!(img.data[5], 11.0 / 255.0);
+    }
+
+    // --- bad input: errors, never panics ---
+
+    #[test]
+    fn truncated_and_garbage_files_are_errors() {
+        let dir = scratch_dir("garbage");
+        let img = grey(40, 30, |x, y| ((x * y) % 256) as f32 / 255.0);
+        for (name, depth) in [
+            ("t.png", BitDepth::Eight),
+            ("t16.png", BitDepth::Sixteen),
+            ("t.pgm", BitDepth::Eight),
+            ("t16.pgm", BitDepth::Sixteen),
+            ("t.npy", BitDepth::Eight),
+        ] {
+            let full = dir.join(name);
+            write_image(&full, &img, depth).unwrap();
+            let bytes = std::fs::read(&full).unwrap();
+            let cut = dir.join(format!("cut_{name}"));
+            let step = (bytes.len() / 97).max(1);
+            for len in (0..bytes.len()).step_by(step).chain([bytes.len() - 1]) {
+                std::fs::write(&cut, &bytes[..len]).unwrap();
+                assert!(
+                    read_image(&cut).is_err(),
+                    "{name} truncated to {len} bytes was accepted"
+                );
+            }
+            // Corrupted bytes anywhere: must not panic (may or may not error).
+            let mut state = 12345u64;
+            for _ in 0..200 {
+                let mut b = bytes.clone();
+                for _ in 0..4 {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let i = (state >> 33) as usize % b.len();
+                    b[i] = (state >> 16) as u8;
+                }
+                std::fs::write(&cut, &b).unwrap();
+                let _ = read_image(&cut);
+            }
+        }
+        // Pure garbage and empty files.
+        for ext in ["png", "pgm", "npy"] {
+            let p = dir.join(format!("g.{ext}"));
+            std::fs::write(&p, b"this is not an image at all\n\x00\xff").unwrap();
+            assert!(read_image(&p).is_err());
+            std::fs::write(&p, b"").unwrap();
+            assert!(read_image(&p).is_err());
+        }
+    }
+
+    #[test]
+    fn pgm_header_variants_and_errors() {
+        let dir = scratch_dir("pgmhdr");
+        let p = dir.join("h.pgm");
+        // Comments and odd whitespace; maxval 1000 -> 16-bit samples.
+        let mut f = b"P5 # comment\n# another\n2\t1\r\n1000 ".to_vec();
+        f.extend_from_slice(&500u16.to_be_bytes());
+        f.extend_from_slice(&1000u16.to_be_bytes());
+        std::fs::write(&p, &f).unwrap();
+        assert_eq!(read_image(&p).unwrap().data, vec![0.5, 1.0]);
+        // maxval 15 (8-bit samples), trailing data ignored.
+        std::fs::write(&p, b"P5\n2 1\n15\n\x05\x0fEXTRA").unwrap();
+        assert_eq!(read_image(&p).unwrap().data, vec![5.0 / 15.0, 1.0]);
+        // Sample above maxval.
+        std::fs::write(&p, b"P5\n2 1\n15\n\x05\x10").unwrap();
+        assert!(matches!(read_image(&p), Err(ImageError::Decode { .. })));
+        // ASCII variant unsupported.
+        std::fs::write(&p, b"P2\n2 1\n255\n1 2\n").unwrap();
+        assert!(matches!(
+            read_image(&p),
+            Err(ImageError::UnsupportedFormat { .. })
+        ));
+        for bad in [
+            &b"P5\n2 1\n0\n\x00\x00"[..],
+            b"P5\n2 1\n65536\n\x00\x00\x00\x00",
+            b"P5\n0 1\n255\n",
+            b"P5\n2\n",
+            b"P5\n2 1 255",
+            b"P52 1 255\n\x00\x00",
+            b"P5\n2 x\n255\n\x00\x00",
+            b"P5\n99999999999999999999999999 1\n255\n\x00",
+            b"P5\n40000 40000\n255\n\x00",
+        ] {
+            std::fs::write(&p, bad).unwrap();
+            let e = read_image(&p).unwrap_err();
+            assert!(
+                matches!(e, ImageError::Decode { .. } | ImageError::TooLarge { .. }),
+                "{e}"
+            );
+        }
+        std::fs::write(&p, b"P5\n100000 100000\n255\n\x00").unwrap();
+        assert!(matches!(read_image(&p), Err(ImageError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn png_forged_huge_dimensions() {
+        let dir = scratch_dir("huge");
+        let p = dir.join("h.png");
+        // 65536 × 65536 = 2^32 pixels > 2^31.
+        std::fs::write(&p, raw_png(65536, 65536, 8, 0, 0, &[0, 1, 2])).unwrap();
+        assert!(matches!(read_image(&p), Err(ImageError::TooLarge { .. })));
+        // 40000 × 40000 is within the cap but the data is missing: error, and
+        // no full-size allocation is made for a non-interlaced image.
+        std::fs::write(&p, raw_png(40000, 40000, 16, 6, 0, &[0, 1, 2])).unwrap();
+        assert!(read_image(&p).is_err());
+    }
+
+    #[test]
+    fn write_errors() {
+        let dir = scratch_dir("werr");
+        let rgb = Image::new(2, 2, 3, vec![0.5; 12]).unwrap();
+        for name in ["a.png", "a.pgm"] {
+            assert!(matches!(
+                write_image(&dir.join(name), &rgb, BitDepth::Eight),
+                Err(ImageError::UnsupportedFormat { .. })
+            ));
+        }
+        write_image(&dir.join("a.npy"), &rgb, BitDepth::Eight).unwrap();
+        assert_eq!(read_npy_f32(&dir.join("a.npy")).unwrap().0, vec![3, 2, 2]);
+
+        let nan = Image::new(2, 1, 1, vec![0.5, f32::NAN]).unwrap();
+        assert!(matches!(
+            write_image(&dir.join("n.png"), &nan, BitDepth::Eight),
+            Err(ImageError::NonFinite { index: 1, .. })
+        ));
+        let bad = Image {
+            width: 3,
+            height: 3,
+            channels: 1,
+            data: vec![0.0; 8],
+        };
+        assert!(matches!(
+            write_image(&dir.join("b.png"), &bad, BitDepth::Eight),
+            Err(ImageError::BadShape { .. })
+        ));
+        assert!(matches!(
+            Image::new(0, 3, 1, vec![]),
+            Err(ImageError::BadShape { .. })
+        ));
+        let ok = Image::new(1, 1, 1, vec![0.0]).unwrap();
+        assert!(matches!(
+            write_image(&dir.join("x.bmp"), &ok, BitDepth::Eight),
+            Err(ImageError::UnsupportedFormat { .. })
+        ));
+        assert!(matches!(
+            write_image(&dir.join("noext"), &ok, BitDepth::Eight),
+            Err(ImageError::UnsupportedFormat { .. })
+        ));
+        assert!(matches!(
+            write_image(&dir.join("missing-dir").join("x.png"), &ok, BitDepth::Eight),
+            Err(ImageError::Io { .. })
+        ));
+        assert!(matches!(
+            read_image(&dir.join("missing.png")),
+            Err(ImageError::Io { .. })
+        ));
+        assert!(matches!(
+            read_image(&dir.join("missing.npy")),
+            Err(ImageError::Io { .. })
+        ));
+        assert!(matches!(
+            read_image(&dir.join("x.jpg")),
+            Err(ImageError::UnsupportedFormat { .. })
+        ));
+        // Error messages name the file.
+        let e = read_image(&dir.join("missing.pgm")).unwrap_err();
+        assert!(e.to_string().contains("missing.pgm"), "{e}");
+    }
+
+    #[test]
+    fn image_accessors() {
+        let img = Image::new(2, 2, 2, (0..8).map(|v| v as f32).collect()).unwrap();
+        assert_eq!(img.plane(1), Some(&[4.0, 5.0, 6.0, 7.0][..]));
+        assert_eq!(img.plane(2), None);
+        assert_eq!(img.plane_len(), Some(4));
+    }
+}

@@ -1,0 +1,152 @@
+//! A model held in memory: hyper-parameters and batch-norm-folded weights,
+//! from which the core's borrowed [`Network`] is built.
+
+use n3net_core::model::{Cnn, ConvLayer, N3Block, N3Params, Network};
+
+/// Hyper-parameters of an N³Net, as recorded in the model file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Hyper {
+    /// Input channels (1 for a grey image; 2 with a noise-level map).
+    pub in_channels: usize,
+    /// Output channels.
+    pub out_channels: usize,
+    /// N³ blocks (the network has one more DnCNN stage).
+    pub n3_blocks: usize,
+    /// Channels between DnCNN stages and N³ blocks.
+    pub interm_channels: usize,
+    /// Convolutions per DnCNN stage.
+    pub dncnn_depth: usize,
+    /// Hidden channels of the DnCNN stages.
+    pub dncnn_features: usize,
+    /// Kernel side of the DnCNN stages.
+    pub dncnn_kernel: usize,
+    /// Convolutions of the embedding and temperature CNNs.
+    pub embed_depth: usize,
+    /// Hidden channels of the embedding and temperature CNNs.
+    pub embed_features: usize,
+    /// Kernel side of the embedding and temperature CNNs.
+    pub embed_kernel: usize,
+    /// Embedding channels.
+    pub embed_out: usize,
+    /// Neighbours per query.
+    pub k: usize,
+    /// Patch side.
+    pub patch_size: usize,
+    /// Patch stride.
+    pub patch_stride: usize,
+    /// Search window side in patches.
+    pub window: usize,
+    /// Temperature bias.
+    pub temp_bias: f32,
+    /// Whether a batch-norm is applied to the distances.
+    pub distance_bn: bool,
+    /// Batch-norm epsilon.
+    pub bn_eps: f64,
+    /// Noise level (σ on the 0–255 scale) the model was trained for, if fixed.
+    pub sigma: Option<f32>,
+    /// Where the weights came from.
+    pub source: String,
+}
+
+/// Where one convolution's weights live in [`Model`]'s storage.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSlot {
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Kernel side.
+    pub ksize: usize,
+    /// ReLU after the convolution.
+    pub relu: bool,
+    /// Offset of the weights (`cout·cin·ksize²` values).
+    pub weight: usize,
+    /// Offset of the biases (`cout` values).
+    pub bias: usize,
+}
+
+/// An N³ block's parts.
+#[derive(Debug, Clone)]
+pub struct N3Slots {
+    /// Embedding CNN.
+    pub embed: Vec<ConvSlot>,
+    /// Temperature CNN.
+    pub temp: Vec<ConvSlot>,
+    /// Patch, window and relaxation parameters.
+    pub params: N3Params,
+}
+
+/// A model in memory, batch-norm folded, validated.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// Hyper-parameters.
+    pub hyper: Hyper,
+    /// Parameters of the source file (before folding; unused tensors excluded).
+    pub source_parameters: usize,
+    storage: Vec<f32>,
+    dncnn: Vec<Vec<ConvSlot>>,
+    n3: Vec<N3Slots>,
+}
+
+impl Model {
+    /// Assembles and validates a model.
+    pub fn new(
+        hyper: Hyper,
+        source_parameters: usize,
+        storage: Vec<f32>,
+        dncnn: Vec<Vec<ConvSlot>>,
+        n3: Vec<N3Slots>,
+    ) -> anyhow::Result<Self> {
+        let m = Self {
+            hyper,
+            source_parameters,
+            storage,
+            dncnn,
+            n3,
+        };
+        m.network()?;
+        Ok(m)
+    }
+
+    fn cnn(&self, slots: &[ConvSlot], residual: bool) -> anyhow::Result<Cnn<'_>> {
+        let mut layers = Vec::with_capacity(slots.len());
+        for s in slots {
+            let wlen = s.cout * s.cin * s.ksize * s.ksize;
+            let weight = self.storage.get(s.weight..s.weight + wlen);
+            let bias = self.storage.get(s.bias..s.bias + s.cout);
+            let (Some(weight), Some(bias)) = (weight, bias) else {
+                anyhow::bail!("internal: convolution slot outside the weight storage");
+            };
+            layers.push(ConvLayer {
+                cin: s.cin,
+                cout: s.cout,
+                ksize: s.ksize,
+                relu: s.relu,
+                weight,
+                bias,
+            });
+        }
+        Ok(Cnn::new(&layers, residual)?)
+    }
+
+    /// The core's view of the model (cheap: borrows the weights).
+    pub fn network(&self) -> anyhow::Result<Network<'_>> {
+        let dncnn = self
+            .dncnn
+            .iter()
+            .map(|d| self.cnn(d, true))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let n3 = self
+            .n3
+            .iter()
+            .map(|b| {
+                Ok(N3Block {
+                    embed: self.cnn(&b.embed, false)?,
+                    temp: self.cnn(&b.temp, false)?,
+                    params: b.params,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Network::new(&dncnn, &n3)?)
+    }
+}
