@@ -216,7 +216,7 @@ impl<'n, 'w> Plan<'n, 'w> {
                 weights: &mut weights[..d.k * d.candidates],
                 neighbours: &mut neighbours[..d.k * d.input_dim],
             };
-            n3_forward(&block.params, &d, block.cin(), io, scratch)?;
+            n3_forward(self.isa, &block.params, &d, block.cin(), io, scratch)?;
         }
 
         for (c, plane) in output.chunks_exact_mut(hw).enumerate() {
@@ -267,5 +267,50 @@ impl<'n, 'w> Plan<'n, 'w> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ConvLayer;
+
+    #[test]
+    fn residual_adds_the_first_min_channels() {
+        // One DnCNN stage, 2 → 3 channels, a zero 3×3 convolution with biases
+        // [1, 2, 3]: the output is the bias plus the input on channels 0 and 1.
+        let w = [0.0f32; 3 * 2 * 9];
+        let b = [1.0f32, 2.0, 3.0];
+        let layer = ConvLayer { cin: 2, cout: 3, ksize: 3, relu: false, weight: &w, bias: &b };
+        let cnn = Cnn::new(&[layer], true).unwrap();
+        let net = Network::new(&[cnn], &[]).unwrap();
+        let (h, wd) = (4, 5);
+        let plan = Plan::new(&net, h, wd, Isa::Generic).unwrap();
+        let input: [f32; 2 * 20] = core::array::from_fn(|i| i as f32 * 0.1);
+        let mut out = [0.0f32; 3 * 20];
+        let mut ws = [0u8; 4096];
+        assert!(plan.workspace_bytes() <= ws.len());
+        plan.run(&input, &mut out, &mut ws).unwrap();
+        for i in 0..20 {
+            assert!((out[i] - (1.0 + input[i])).abs() < 1e-6);
+            assert!((out[20 + i] - (2.0 + input[20 + i])).abs() < 1e-6);
+            assert_eq!(out[40 + i], 3.0);
+        }
+    }
+
+    #[test]
+    fn networks_must_chain() {
+        let w = [0.0f32; 9];
+        let b = [0.0f32; 1];
+        let one = ConvLayer { cin: 1, cout: 1, ksize: 3, relu: false, weight: &w, bias: &b };
+        let cnn = Cnn::new(&[one], true).unwrap();
+        assert_eq!(Network::new(&[cnn.clone(), cnn.clone()], &[]).unwrap_err().kind(), ErrorKind::InvalidModel);
+        let bad = ConvLayer { ksize: 2, ..one };
+        assert_eq!(Cnn::new(&[bad], false).unwrap_err().kind(), ErrorKind::InvalidModel);
+        let short = ConvLayer { weight: &w[..8], ..one };
+        assert_eq!(Cnn::new(&[short], false).unwrap_err().kind(), ErrorKind::InvalidModel);
+        let nan = [f32::NAN; 9];
+        let nonfinite = ConvLayer { weight: &nan, ..one };
+        assert_eq!(Cnn::new(&[nonfinite], false).unwrap_err().kind(), ErrorKind::NonFiniteWeight);
     }
 }

@@ -142,6 +142,33 @@ fn read_f32(t: &TensorProto, name: &str) -> Result<Vec<f32>> {
     Ok(values)
 }
 
+/// Scale and shift `(a, s)` per channel of an inference batch-norm
+/// `(v − mean) / √(var + eps) · γ + β = a·v + s`.
+pub fn bn_affine(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f64) -> std::result::Result<Vec<(f64, f64)>, String> {
+    (0..gamma.len())
+        .map(|c| {
+            let denom = (var[c] as f64 + eps).sqrt();
+            if !(denom > 0.0) {
+                return Err("running_var + eps must be > 0".to_string());
+            }
+            let a = gamma[c] as f64 / denom;
+            Ok((a, beta[c] as f64 - mean[c] as f64 * a))
+        })
+        .collect()
+}
+
+/// Folds a batch-norm that follows a convolution into its weights
+/// (`[cout][…]`) and biases: `BN(w·x + b) = (a·w)·x + (a·b + s)`.
+pub fn fold_batch_norm(weight: &mut [f32], bias: &mut [f32], bn: &[(f64, f64)]) {
+    let per = weight.len() / bias.len().max(1);
+    for (co, &(a, s)) in bn.iter().enumerate() {
+        for v in &mut weight[co * per..(co + 1) * per] {
+            *v = (*v as f64 * a) as f32;
+        }
+        bias[co] = (bias[co] as f64 * a + s) as f32;
+    }
+}
+
 impl<'p> Importer<'p> {
     fn new(proto: &'p ModelProto) -> Result<Self> {
         let meta: HashMap<&str, &str> = proto
@@ -304,18 +331,7 @@ impl<'p> Importer<'p> {
         let beta = self.tensor(&format!("{prefix}.bias"), &[n])?;
         let mean = self.tensor(&format!("{prefix}.running_mean"), &[n])?;
         let var = self.tensor(&format!("{prefix}.running_var"), &[n])?;
-        (0..n)
-            .map(|c| {
-                let denom = (var[c] as f64 + eps).sqrt();
-                if !(denom > 0.0) {
-                    return Err(ImportError::Invalid(format!(
-                        "{prefix}: running_var + eps must be > 0"
-                    )));
-                }
-                let a = gamma[c] as f64 / denom;
-                Ok((a, beta[c] as f64 - mean[c] as f64 * a))
-            })
-            .collect()
+        bn_affine(&gamma, &beta, &mean, &var, eps).map_err(|e| ImportError::Invalid(format!("{prefix}: {e}")))
     }
 
     /// Stores a convolution, folding `bn` (scale, shift per output channel) into it.
@@ -334,13 +350,7 @@ impl<'p> Importer<'p> {
             vec![0.0; cout]
         };
         if let Some(bn) = bn {
-            let per = cin * ksize * ksize;
-            for (co, &(a, s)) in bn.iter().enumerate() {
-                for v in &mut w[co * per..(co + 1) * per] {
-                    *v = (*v as f64 * a) as f32;
-                }
-                b[co] = (b[co] as f64 * a + s) as f32;
-            }
+            fold_batch_norm(&mut w, &mut b, bn);
         }
         let weight = self.storage.len();
         self.storage.extend_from_slice(&w);
@@ -448,5 +458,31 @@ impl<'p> Importer<'p> {
         let used = self.used_parameters;
         Model::new(h, used, self.storage, dncnn, n3)
             .map_err(|e| ImportError::Invalid(format!("{e:#}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_norm_folding_equals_conv_then_batch_norm() {
+        // Two output channels, three inputs (a 1×1 convolution is enough: the
+        // fold is per output channel).
+        let w = [0.5f32, -1.0, 2.0, 0.25, 0.75, -0.5];
+        let b = [0.1f32, -0.2];
+        let (gamma, beta, mean, var) = ([1.5f32, 0.5], [0.3f32, -0.1], [0.2f32, -0.4], [0.8f32, 2.5]);
+        let eps = 1e-5;
+        let bn = bn_affine(&gamma, &beta, &mean, &var, eps).unwrap();
+        let (mut fw, mut fb) = (w, b);
+        fold_batch_norm(&mut fw, &mut fb, &bn);
+        let x = [0.7f32, -0.3, 1.1];
+        for co in 0..2 {
+            let conv: f32 = (0..3).map(|i| w[co * 3 + i] * x[i]).sum::<f32>() + b[co];
+            let want = (conv - mean[co]) / (var[co] + eps as f32).sqrt() * gamma[co] + beta[co];
+            let got: f32 = (0..3).map(|i| fw[co * 3 + i] * x[i]).sum::<f32>() + fb[co];
+            assert!((want - got).abs() < 1e-6, "channel {co}: {got} vs {want}");
+        }
+        assert!(bn_affine(&[1.0], &[0.0], &[0.0], &[-1.0], 1e-5).is_err());
     }
 }

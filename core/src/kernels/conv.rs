@@ -150,10 +150,12 @@ mod avx2 {
         for y in rows {
             let mut co = 0;
             while co < layer.cout {
-                let cb = (layer.cout - co).min(4);
+                let cb = (layer.cout - co).min(6);
                 // SAFETY: forwarded from this function's contract.
                 unsafe {
                     match cb {
+                        6 => row::<6>(&a, co, y),
+                        5 => row::<5>(&a, co, y),
                         4 => row::<4>(&a, co, y),
                         3 => row::<3>(&a, co, y),
                         2 => row::<2>(&a, co, y),
@@ -173,30 +175,34 @@ mod avx2 {
         // SAFETY (all three calls): x + lanes <= w keeps loads and stores inside
         // row y of the padded planes; the masked tail touches only lanes < w - x.
         unsafe {
-            while x + 24 <= w {
-                tile::<CB, 3, false>(a, co, y, x, 0);
-                x += 24;
+            if a.k == 3 {
+                while x + 16 <= w {
+                    tile::<CB, 2, false, 3>(a, co, y, x, 0);
+                    x += 16;
+                }
             }
             while x + 8 <= w {
-                tile::<CB, 1, false>(a, co, y, x, 0);
+                tile::<CB, 1, false, 0>(a, co, y, x, 0);
                 x += 8;
             }
             if x < w {
-                tile::<CB, 1, true>(a, co, y, x, w - x);
+                tile::<CB, 1, true, 0>(a, co, y, x, w - x);
             }
         }
     }
 
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile<const CB: usize, const NV: usize, const MASKED: bool>(
+    unsafe fn tile<const CB: usize, const NV: usize, const MASKED: bool, const K: usize>(
         a: &Args,
         co: usize,
         y: usize,
         x: usize,
         lanes: usize,
     ) {
-        let kk = a.k * a.k;
+        // K > 0 fixes the kernel side at compile time so the tap loops unroll.
+        let k = if K > 0 { K } else { a.k };
+        let kk = k * k;
         let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), idx);
         let mut acc = [[_mm256_setzero_ps(); NV]; CB];
@@ -210,10 +216,10 @@ mod avx2 {
         for ci in 0..a.cin {
             // SAFETY: (co + c)·cin·k² + ci·k² + k² <= cout·cin·k², the weight length.
             let wci = unsafe { a.w.add((co * a.cin + ci) * kk) };
-            for ky in 0..a.k {
+            for ky in 0..k {
                 // SAFETY: row y + off + ky < height + 2·pad of plane ci < cin.
                 let src = unsafe { a.inp.add(ci * a.ps + (y + a.off + ky) * a.rs + x + a.off) };
-                for kx in 0..a.k {
+                for kx in 0..k {
                     let mut v_in = [_mm256_setzero_ps(); NV];
                     for (v, slot) in v_in.iter_mut().enumerate() {
                         // SAFETY: columns x + off + kx + 8v .. +8 lie inside the

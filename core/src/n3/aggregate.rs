@@ -5,6 +5,7 @@
 //! block; points or descriptors elsewhere).
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::kernels::Isa;
 
 fn check_indices(data: &[f32], dim: usize, indices: &[u32]) -> Result<()> {
     let rows = if dim == 0 { 0 } else { data.len() / dim };
@@ -61,6 +62,7 @@ pub fn squared_distances(
 
 /// `out[j] = Σ_c weights[j][c] · data[indices[c]]` for `j < k`: `k` weighted
 /// sums of the indexed rows, written one after the other (`k · dim` values).
+/// Plain reference kernel; [`aggregate_with`] picks a faster one.
 ///
 /// ```
 /// use n3net_core::n3::aggregate::aggregate;
@@ -70,7 +72,13 @@ pub fn squared_distances(
 /// aggregate(&data, 2, &[0, 2, 1], &weights, 2, &mut out).unwrap();
 /// assert_eq!(out, [1.5, 1.0, 0.5, 1.25]);
 /// ```
-pub fn aggregate(
+pub fn aggregate(data: &[f32], dim: usize, indices: &[u32], weights: &[f32], k: usize, out: &mut [f32]) -> Result<()> {
+    aggregate_with(Isa::Generic, data, dim, indices, weights, k, out)
+}
+
+/// [`aggregate`] with the kernel of instruction set `isa`.
+pub fn aggregate_with(
+    isa: Isa,
     data: &[f32],
     dim: usize,
     indices: &[u32],
@@ -81,11 +89,19 @@ pub fn aggregate(
     check_indices(data, dim, indices)?;
     let n = indices.len();
     if k.checked_mul(n) != Some(weights.len()) || k.checked_mul(dim) != Some(out.len()) {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "aggregate: weights or output length",
-        ));
+        return Err(Error::new(ErrorKind::InvalidArgument, "aggregate: weights or output length"));
     }
+    match isa {
+        Isa::Generic => aggregate_ref(data, dim, indices, weights, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Avx2Fma` proves the CPU features; lengths and indices were checked above.
+        Isa::Avx2Fma(_) => unsafe { avx2::aggregate(data, dim, indices, weights, out) },
+    }
+    Ok(())
+}
+
+fn aggregate_ref(data: &[f32], dim: usize, indices: &[u32], weights: &[f32], out: &mut [f32]) {
+    let n = indices.len();
     out.fill(0.0);
     for (c, &i) in indices.iter().enumerate() {
         let row = &data[i as usize * dim..][..dim];
@@ -96,7 +112,83 @@ pub fn aggregate(
             }
         }
     }
-    Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use core::arch::x86_64::*;
+
+    /// Most neighbours kept in registers at once (2 vectors each).
+    const KB: usize = 6;
+
+    /// # Safety
+    /// AVX2 and FMA must be available; `indices` must select rows of `data`,
+    /// `weights` hold `k·n` and `out` `k·dim` values.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn aggregate(data: &[f32], dim: usize, indices: &[u32], weights: &[f32], out: &mut [f32]) {
+        let n = indices.len();
+        let k = out.len() / dim;
+        let mut j0 = 0;
+        while j0 < k {
+            let kb = (k - j0).min(KB);
+            let mut m = 0;
+            while m + 16 <= dim {
+                // SAFETY: m + 16 <= dim, j0 + kb <= k; forwarded contract.
+                unsafe { block(data, dim, indices, weights, n, out, j0, kb, m) };
+                m += 16;
+            }
+            for mm in m..dim {
+                for j in j0..j0 + kb {
+                    let mut s = 0.0;
+                    for (c, &i) in indices.iter().enumerate() {
+                        s += weights[j * n + c] * data[i as usize * dim + mm];
+                    }
+                    out[j * dim + mm] = s;
+                }
+            }
+            j0 += kb;
+        }
+    }
+
+    /// Columns `m .. m + 16` of neighbours `j0 .. j0 + kb`, over every candidate.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block(
+        data: &[f32],
+        dim: usize,
+        indices: &[u32],
+        weights: &[f32],
+        n: usize,
+        out: &mut [f32],
+        j0: usize,
+        kb: usize,
+        m: usize,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; KB];
+        let w = weights.as_ptr();
+        for (c, &i) in indices.iter().enumerate() {
+            // SAFETY: row i exists (checked by the caller) and m + 16 <= dim.
+            let (x0, x1) = unsafe {
+                let p = data.as_ptr().add(i as usize * dim + m);
+                (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+            };
+            for (jj, a) in acc.iter_mut().enumerate().take(kb) {
+                // SAFETY: (j0 + jj)·n + c < k·n = weights.len().
+                let wv = _mm256_set1_ps(unsafe { *w.add((j0 + jj) * n + c) });
+                a[0] = _mm256_fmadd_ps(wv, x0, a[0]);
+                a[1] = _mm256_fmadd_ps(wv, x1, a[1]);
+            }
+        }
+        for (jj, a) in acc.iter().enumerate().take(kb) {
+            // SAFETY: (j0 + jj)·dim + m + 16 <= k·dim = out.len().
+            unsafe {
+                let p = out.as_mut_ptr().add((j0 + jj) * dim + m);
+                _mm256_storeu_ps(p, a[0]);
+                _mm256_storeu_ps(p.add(8), a[1]);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -117,6 +209,29 @@ mod tests {
                 })
                 .sum();
             assert!((o - direct).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn every_isa_matches_the_reference() {
+        let mut st = 5u64;
+        let mut rnd = || {
+            st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((st >> 40) as f32) / (1u64 << 24) as f32 - 0.5
+        };
+        let data: [f32; 40 * 37] = core::array::from_fn(|_| rnd());
+        let weights: [f32; 7 * 11] = core::array::from_fn(|_| rnd());
+        let idx = [3u32, 0, 39, 7, 7, 12, 25, 1, 30, 38, 2];
+        for (dim, k) in [(37, 7), (16, 1), (5, 3), (32, 6)] {
+            let data = &data[..40 * dim];
+            let w = &weights[..k * idx.len()];
+            let mut want = [0.0f32; 7 * 37];
+            let mut got = [0.0f32; 7 * 37];
+            aggregate(data, dim, &idx, w, k, &mut want[..k * dim]).unwrap();
+            aggregate_with(Isa::detect(), data, dim, &idx, w, k, &mut got[..k * dim]).unwrap();
+            for (a, b) in want.iter().zip(&got) {
+                assert!((a - b).abs() < 1e-5, "dim {dim} k {k}: {a} vs {b}");
+            }
         }
     }
 

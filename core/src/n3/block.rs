@@ -6,10 +6,11 @@
 
 use libm::{expf, logf};
 
-use super::aggregate::{aggregate, squared_distances};
+use super::aggregate::{aggregate_with, squared_distances};
 use super::grid::Axis;
 use super::relax::relax_logits;
 use crate::error::{mul, Error, ErrorKind, Result};
+use crate::kernels::Isa;
 use crate::model::N3Params;
 use crate::tensor::Geom;
 
@@ -130,6 +131,7 @@ fn extract_patches(src: &[f32], g: Geom, channels: usize, d: &N3Dims, dst: &mut 
 
 /// Runs the N³ block. `io.output` interior is overwritten.
 pub fn n3_forward(
+    isa: Isa,
     p: &N3Params,
     d: &N3Dims,
     channels: usize,
@@ -180,7 +182,8 @@ pub fn n3_forward(
         }
         let weights = &mut s.weights[..d.k * n];
         relax_logits(logits, d.k, weights)?;
-        aggregate(
+        aggregate_with(
+            isa,
             s.input_patches,
             d.input_dim,
             idx,

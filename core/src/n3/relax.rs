@@ -18,8 +18,13 @@ pub const LOG1MEXP_FLOOR: f32 = -1.0e30;
 /// `log1p(−exp(u))` below `ln ½`, `log(−expm1(u))` above. Never below
 /// [`LOG1MEXP_FLOOR`], so it is finite as `exp(u) → 1`.
 pub fn log1mexp(u: f32) -> f32 {
+    log1mexp_given(u, expf(u))
+}
+
+/// [`log1mexp`] when `e = exp(u)` is already known (the softmax weight).
+fn log1mexp_given(u: f32, e: f32) -> f32 {
     let v = if u < -core::f32::consts::LN_2 {
-        log1pf(-expf(u))
+        log1pf(-e)
     } else {
         logf(-expm1f(u))
     };
@@ -51,12 +56,16 @@ pub fn relax_logits(logits: &mut [f32], k: usize, weights: &mut [f32]) -> Result
     }
     for w in weights.chunks_exact_mut(n) {
         let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = logits.iter().map(|&l| expf(l - m)).sum();
+        let mut sum = 0.0f32;
+        for (l, wi) in logits.iter().zip(w.iter_mut()) {
+            *wi = expf(l - m);
+            sum += *wi;
+        }
         let lse = m + logf(sum);
         for (l, wi) in logits.iter_mut().zip(w.iter_mut()) {
-            let u = *l - lse;
+            let u = (*l - lse).min(0.0);
             *wi = expf(u);
-            *l += log1mexp(u.min(0.0));
+            *l += log1mexp_given(u, *wi);
         }
     }
     Ok(())
