@@ -281,7 +281,14 @@ mod tests {
         // [1, 2, 3]: the output is the bias plus the input on channels 0 and 1.
         let w = [0.0f32; 3 * 2 * 9];
         let b = [1.0f32, 2.0, 3.0];
-        let layer = ConvLayer { cin: 2, cout: 3, ksize: 3, relu: false, weight: &w, bias: &b };
+        let layer = ConvLayer {
+            cin: 2,
+            cout: 3,
+            ksize: 3,
+            relu: false,
+            weight: &w,
+            bias: &b,
+        };
         let cnn = Cnn::new(&[layer], true).unwrap();
         let net = Network::new(&[cnn], &[]).unwrap();
         let (h, wd) = (4, 5);
@@ -302,15 +309,42 @@ mod tests {
     fn networks_must_chain() {
         let w = [0.0f32; 9];
         let b = [0.0f32; 1];
-        let one = ConvLayer { cin: 1, cout: 1, ksize: 3, relu: false, weight: &w, bias: &b };
+        let one = ConvLayer {
+            cin: 1,
+            cout: 1,
+            ksize: 3,
+            relu: false,
+            weight: &w,
+            bias: &b,
+        };
         let cnn = Cnn::new(&[one], true).unwrap();
-        assert_eq!(Network::new(&[cnn.clone(), cnn.clone()], &[]).unwrap_err().kind(), ErrorKind::InvalidModel);
+        assert_eq!(
+            Network::new(&[cnn.clone(), cnn.clone()], &[])
+                .unwrap_err()
+                .kind(),
+            ErrorKind::InvalidModel
+        );
         let bad = ConvLayer { ksize: 2, ..one };
-        assert_eq!(Cnn::new(&[bad], false).unwrap_err().kind(), ErrorKind::InvalidModel);
-        let short = ConvLayer { weight: &w[..8], ..one };
-        assert_eq!(Cnn::new(&[short], false).unwrap_err().kind(), ErrorKind::InvalidModel);
+        assert_eq!(
+            Cnn::new(&[bad], false).unwrap_err().kind(),
+            ErrorKind::InvalidModel
+        );
+        let short = ConvLayer {
+            weight: &w[..8],
+            ..one
+        };
+        assert_eq!(
+            Cnn::new(&[short], false).unwrap_err().kind(),
+            ErrorKind::InvalidModel
+        );
         let nan = [f32::NAN; 9];
-        let nonfinite = ConvLayer { weight: &nan, ..one };
-        assert_eq!(Cnn::new(&[nonfinite], false).unwrap_err().kind(), ErrorKind::NonFiniteWeight);
+        let nonfinite = ConvLayer {
+            weight: &nan,
+            ..one
+        };
+        assert_eq!(
+            Cnn::new(&[nonfinite], false).unwrap_err().kind(),
+            ErrorKind::NonFiniteWeight
+        );
     }
 }

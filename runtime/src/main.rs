@@ -257,7 +257,7 @@ fn cmd_compare(model_path: &Path, input: &Path, tolerance: f32) -> anyhow::Resul
         "{}×{}: max |core − tract| = {diff:.3e}",
         img.width, img.height
     );
-    if !(diff <= tolerance) {
+    if diff.is_nan() || diff > tolerance {
         bail!("difference {diff:.3e} exceeds the tolerance {tolerance:.1e}");
     }
     Ok(())

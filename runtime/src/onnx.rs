@@ -144,11 +144,17 @@ fn read_f32(t: &TensorProto, name: &str) -> Result<Vec<f32>> {
 
 /// Scale and shift `(a, s)` per channel of an inference batch-norm
 /// `(v − mean) / √(var + eps) · γ + β = a·v + s`.
-pub fn bn_affine(gamma: &[f32], beta: &[f32], mean: &[f32], var: &[f32], eps: f64) -> std::result::Result<Vec<(f64, f64)>, String> {
+pub fn bn_affine(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f32],
+    var: &[f32],
+    eps: f64,
+) -> std::result::Result<Vec<(f64, f64)>, String> {
     (0..gamma.len())
         .map(|c| {
             let denom = (var[c] as f64 + eps).sqrt();
-            if !(denom > 0.0) {
+            if denom.is_nan() || denom <= 0.0 {
                 return Err("running_var + eps must be > 0".to_string());
             }
             let a = gamma[c] as f64 / denom;
@@ -256,7 +262,7 @@ impl<'p> Importer<'p> {
         }
         let temp_bias: f32 = self.parse("n3net.temp_bias", "a number")?;
         let bn_eps: f64 = self.parse("n3net.bn_eps", "a number")?;
-        if !(temp_bias.is_finite() && temp_bias > 0.0) || !(bn_eps.is_finite() && bn_eps >= 0.0) {
+        if !(temp_bias.is_finite() && temp_bias > 0.0 && bn_eps.is_finite() && bn_eps >= 0.0) {
             return Err(ImportError::Metadata {
                 key: "n3net.temp_bias / n3net.bn_eps".into(),
                 value: format!("{temp_bias} / {bn_eps}"),
@@ -331,7 +337,8 @@ impl<'p> Importer<'p> {
         let beta = self.tensor(&format!("{prefix}.bias"), &[n])?;
         let mean = self.tensor(&format!("{prefix}.running_mean"), &[n])?;
         let var = self.tensor(&format!("{prefix}.running_var"), &[n])?;
-        bn_affine(&gamma, &beta, &mean, &var, eps).map_err(|e| ImportError::Invalid(format!("{prefix}: {e}")))
+        bn_affine(&gamma, &beta, &mean, &var, eps)
+            .map_err(|e| ImportError::Invalid(format!("{prefix}: {e}")))
     }
 
     /// Stores a convolution, folding `bn` (scale, shift per output channel) into it.
@@ -471,7 +478,8 @@ mod tests {
         // fold is per output channel).
         let w = [0.5f32, -1.0, 2.0, 0.25, 0.75, -0.5];
         let b = [0.1f32, -0.2];
-        let (gamma, beta, mean, var) = ([1.5f32, 0.5], [0.3f32, -0.1], [0.2f32, -0.4], [0.8f32, 2.5]);
+        let (gamma, beta, mean, var) =
+            ([1.5f32, 0.5], [0.3f32, -0.1], [0.2f32, -0.4], [0.8f32, 2.5]);
         let eps = 1e-5;
         let bn = bn_affine(&gamma, &beta, &mean, &var, eps).unwrap();
         let (mut fw, mut fb) = (w, b);

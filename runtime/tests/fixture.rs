@@ -9,7 +9,10 @@ use n3net_runtime::image_io::read_npy_f32;
 use n3net_runtime::{onnx, reference, Model};
 
 fn fixture(case: &str, file: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(case).join(file)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(case)
+        .join(file)
 }
 
 /// (model, input planes, shape [C, H, W], PyTorch output)
@@ -36,7 +39,10 @@ fn run_core(model: &Model, input: &[f32], [_, h, w]: [usize; 3], isa: Isa) -> Ve
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -57,7 +63,8 @@ fn core_matches_tract_on_the_whole_graph() {
         let (model, input, shape, _) = load(case);
         let ours = run_core(&model, &input, shape, Isa::detect());
         let [c, h, w] = shape;
-        let theirs = reference::run_tract(&fixture(case, "model.onnx"), &input, c, h, w).expect("tract");
+        let theirs =
+            reference::run_tract(&fixture(case, "model.onnx"), &input, c, h, w).expect("tract");
         let d = max_abs_diff(&ours, &theirs);
         assert!(d <= 1e-4, "{case}: max abs diff {d:e} vs tract");
     }
@@ -105,7 +112,11 @@ fn bad_inputs_are_errors() {
 fn workspace_grows_with_the_image_only() {
     let (model, ..) = load("tiny");
     let net = model.network().unwrap();
-    let bytes = |h, w| Plan::new(&net, h, w, Isa::Generic).unwrap().workspace_bytes();
+    let bytes = |h, w| {
+        Plan::new(&net, h, w, Isa::Generic)
+            .unwrap()
+            .workspace_bytes()
+    };
     assert!(bytes(64, 64) < bytes(128, 64));
     assert_eq!(bytes(64, 64), bytes(64, 64));
 }

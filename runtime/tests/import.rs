@@ -31,10 +31,16 @@ fn the_fixture_imports() {
 #[test]
 fn not_onnx() {
     for bytes in [&b"hello, this is not a protobuf"[..], &[0xff; 64][..]] {
-        assert!(matches!(import_err(bytes), ImportError::NotOnnx(_)), "{bytes:?}");
+        assert!(
+            matches!(import_err(bytes), ImportError::NotOnnx(_)),
+            "{bytes:?}"
+        );
     }
     let e = import_err(b"");
-    assert!(matches!(e, ImportError::NotOnnx(_) | ImportError::NotN3Net(_)), "{e}");
+    assert!(
+        matches!(e, ImportError::NotOnnx(_) | ImportError::NotN3Net(_)),
+        "{e}"
+    );
 }
 
 #[test]
@@ -48,13 +54,19 @@ fn truncated_files_never_panic() {
 #[test]
 fn onnx_that_is_not_an_n3net() {
     let e = import_err(&mutate(|m| m.metadata_props.clear()));
-    assert!(matches!(&e, ImportError::NotN3Net(k) if k == "n3net.format_version"), "{e}");
+    assert!(
+        matches!(&e, ImportError::NotN3Net(k) if k == "n3net.format_version"),
+        "{e}"
+    );
 }
 
 #[test]
 fn missing_metadata() {
     let e = import_err(&mutate(|m| m.metadata_props.retain(|p| p.key != "n3net.k")));
-    assert!(matches!(&e, ImportError::NotN3Net(k) if k == "n3net.k"), "{e}");
+    assert!(
+        matches!(&e, ImportError::NotN3Net(k) if k == "n3net.k"),
+        "{e}"
+    );
     assert!(e.to_string().contains("n3net.k"));
 }
 
@@ -70,7 +82,10 @@ fn malformed_metadata() {
         })
     };
     let e = import_err(&set("n3net.k", "seven"));
-    assert!(matches!(&e, ImportError::Metadata { key, .. } if key == "n3net.k"), "{e}");
+    assert!(
+        matches!(&e, ImportError::Metadata { key, .. } if key == "n3net.k"),
+        "{e}"
+    );
     let e = import_err(&set("n3net.window", "4"));
     assert!(e.to_string().contains("window"), "{e}");
     let e = import_err(&set("n3net.format_version", "9"));
@@ -86,30 +101,55 @@ fn malformed_metadata() {
 fn wrong_shape_missing_tensor_and_non_finite_weights() {
     let e = import_err(&mutate(|m| {
         let g = m.graph.as_mut().unwrap();
-        let t = g.initializer.iter_mut().find(|t| t.name == "blocks.0.conv1.weight").unwrap();
+        let t = g
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == "blocks.0.conv1.weight")
+            .unwrap();
         t.dims.swap(0, 1);
     }));
-    assert!(matches!(&e, ImportError::Shape { name, .. } if name == "blocks.0.conv1.weight"), "{e}");
+    assert!(
+        matches!(&e, ImportError::Shape { name, .. } if name == "blocks.0.conv1.weight"),
+        "{e}"
+    );
 
     let e = import_err(&mutate(|m| {
-        m.graph.as_mut().unwrap().initializer.retain(|t| t.name != "nls.1.tempcnn.6.bias");
+        m.graph
+            .as_mut()
+            .unwrap()
+            .initializer
+            .retain(|t| t.name != "nls.1.tempcnn.6.bias");
     }));
-    assert!(matches!(&e, ImportError::MissingTensor(n) if n == "nls.1.tempcnn.6.bias"), "{e}");
+    assert!(
+        matches!(&e, ImportError::MissingTensor(n) if n == "nls.1.tempcnn.6.bias"),
+        "{e}"
+    );
 
     let e = import_err(&mutate(|m| {
         let g = m.graph.as_mut().unwrap();
-        let t = g.initializer.iter_mut().find(|t| t.name == "blocks.1.conv2.weight").unwrap();
-        let mut raw = t.raw_data.to_vec();
+        let t = g
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == "blocks.1.conv2.weight")
+            .unwrap();
+        let mut raw = t.raw_data.clone();
         raw[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
-        t.raw_data = raw.into();
+        t.raw_data = raw;
     }));
-    assert!(matches!(&e, ImportError::NonFinite(n) if n == "blocks.1.conv2.weight"), "{e}");
+    assert!(
+        matches!(&e, ImportError::NonFinite(n) if n == "blocks.1.conv2.weight"),
+        "{e}"
+    );
 
     let e = import_err(&mutate(|m| {
         let g = m.graph.as_mut().unwrap();
-        let t = g.initializer.iter_mut().find(|t| t.name == "blocks.2.conv1.bias").unwrap();
+        let t = g
+            .initializer
+            .iter_mut()
+            .find(|t| t.name == "blocks.2.conv1.bias")
+            .unwrap();
         let raw = t.raw_data[..4].to_vec();
-        t.raw_data = raw.into();
+        t.raw_data = raw;
     }));
     assert!(matches!(e, ImportError::TensorData { .. }), "{e}");
 }

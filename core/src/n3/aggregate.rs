@@ -8,7 +8,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::kernels::Isa;
 
 fn check_indices(data: &[f32], dim: usize, indices: &[u32]) -> Result<()> {
-    let rows = if dim == 0 { 0 } else { data.len() / dim };
+    let rows = data.len().checked_div(dim).unwrap_or(0);
     if dim == 0 || indices.iter().any(|&i| i as usize >= rows) {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -72,7 +72,14 @@ pub fn squared_distances(
 /// aggregate(&data, 2, &[0, 2, 1], &weights, 2, &mut out).unwrap();
 /// assert_eq!(out, [1.5, 1.0, 0.5, 1.25]);
 /// ```
-pub fn aggregate(data: &[f32], dim: usize, indices: &[u32], weights: &[f32], k: usize, out: &mut [f32]) -> Result<()> {
+pub fn aggregate(
+    data: &[f32],
+    dim: usize,
+    indices: &[u32],
+    weights: &[f32],
+    k: usize,
+    out: &mut [f32],
+) -> Result<()> {
     aggregate_with(Isa::Generic, data, dim, indices, weights, k, out)
 }
 
@@ -89,7 +96,10 @@ pub fn aggregate_with(
     check_indices(data, dim, indices)?;
     let n = indices.len();
     if k.checked_mul(n) != Some(weights.len()) || k.checked_mul(dim) != Some(out.len()) {
-        return Err(Error::new(ErrorKind::InvalidArgument, "aggregate: weights or output length"));
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "aggregate: weights or output length",
+        ));
     }
     match isa {
         Isa::Generic => aggregate_ref(data, dim, indices, weights, out),
@@ -125,7 +135,13 @@ mod avx2 {
     /// AVX2 and FMA must be available; `indices` must select rows of `data`,
     /// `weights` hold `k·n` and `out` `k·dim` values.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn aggregate(data: &[f32], dim: usize, indices: &[u32], weights: &[f32], out: &mut [f32]) {
+    pub unsafe fn aggregate(
+        data: &[f32],
+        dim: usize,
+        indices: &[u32],
+        weights: &[f32],
+        out: &mut [f32],
+    ) {
         let n = indices.len();
         let k = out.len() / dim;
         let mut j0 = 0;
@@ -216,7 +232,9 @@ mod tests {
     fn every_isa_matches_the_reference() {
         let mut st = 5u64;
         let mut rnd = || {
-            st = st.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            st = st
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((st >> 40) as f32) / (1u64 << 24) as f32 - 0.5
         };
         let data: [f32; 40 * 37] = core::array::from_fn(|_| rnd());
