@@ -100,7 +100,7 @@ pub struct N3Io<'a> {
 /// Copies every patch of `channels` planes into consecutive rows of `dst`
 /// (zero where a patch lies in the grid padding).
 fn extract_patches(src: &[f32], g: Geom, channels: usize, d: &N3Dims, dst: &mut [f32]) {
-    let (p, s) = (d.rows.patch, d.rows.stride);
+    let p = d.rows.patch;
     let dim = channels * p * p;
     for i in 0..d.rows.count {
         for j in 0..d.cols.count {
@@ -109,17 +109,11 @@ fn extract_patches(src: &[f32], g: Geom, channels: usize, d: &N3Dims, dst: &mut 
                 for dy in 0..p {
                     let row = &mut patch[(c * p + dy) * p..][..p];
                     row.fill(0.0);
-                    let Some(y) = (i * s + dy)
-                        .checked_sub(d.rows.before)
-                        .filter(|&y| y < g.height)
-                    else {
+                    let Some(y) = d.rows.pixel(i, dy) else {
                         continue;
                     };
                     for (dx, v) in row.iter_mut().enumerate() {
-                        if let Some(x) = (j * s + dx)
-                            .checked_sub(d.cols.before)
-                            .filter(|&x| x < g.width)
-                        {
+                        if let Some(x) = d.cols.pixel(j, dx) {
                             *v = src[c * g.plane() + g.at(y, x)];
                         }
                     }
@@ -199,20 +193,14 @@ pub fn n3_forward(
 
 /// Sum of one plane over patch `(i, j)` (zero outside the image).
 fn patch_sum(plane: &[f32], g: Geom, d: &N3Dims, i: usize, j: usize) -> f32 {
-    let (p, s) = (d.rows.patch, d.rows.stride);
+    let p = d.rows.patch;
     let mut sum = 0.0;
     for dy in 0..p {
-        let Some(y) = (i * s + dy)
-            .checked_sub(d.rows.before)
-            .filter(|&y| y < g.height)
-        else {
+        let Some(y) = d.rows.pixel(i, dy) else {
             continue;
         };
         for dx in 0..p {
-            if let Some(x) = (j * s + dx)
-                .checked_sub(d.cols.before)
-                .filter(|&x| x < g.width)
-            {
+            if let Some(x) = d.cols.pixel(j, dx) {
                 sum += plane[g.at(y, x)];
             }
         }
@@ -241,23 +229,17 @@ fn candidates(d: &N3Dims, window: usize, i: usize, j: usize, indices: &mut [u32]
 /// output planes `[z¹ …]` (`out` starts at output channel `C`); pixels in the
 /// grid padding are cropped.
 fn fold_add(z: &[f32], g: Geom, d: &N3Dims, channels: usize, i: usize, j: usize, out: &mut [f32]) {
-    let (p, s) = (d.rows.patch, d.rows.stride);
+    let p = d.rows.patch;
     for (jn, zj) in z.chunks_exact(d.input_dim).enumerate() {
         for c in 0..channels {
             let plane = &mut out[(jn * channels + c) * g.plane()..][..g.plane()];
             for dy in 0..p {
-                let Some(y) = (i * s + dy)
-                    .checked_sub(d.rows.before)
-                    .filter(|&y| y < g.height)
-                else {
+                let Some(y) = d.rows.pixel(i, dy) else {
                     continue;
                 };
                 let zrow = &zj[(c * p + dy) * p..][..p];
                 for (dx, &v) in zrow.iter().enumerate() {
-                    if let Some(x) = (j * s + dx)
-                        .checked_sub(d.cols.before)
-                        .filter(|&x| x < g.width)
-                    {
+                    if let Some(x) = d.cols.pixel(j, dx) {
                         plane[g.at(y, x)] += v;
                     }
                 }

@@ -9,6 +9,8 @@ use crate::error::{Error, ErrorKind, Result};
 /// The patch grid along one axis (rows or columns).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Axis {
+    /// Image pixels along the axis.
+    pub len: usize,
     /// Patch side.
     pub patch: usize,
     /// Patch stride.
@@ -40,6 +42,7 @@ impl Axis {
         let pv = (stride - (len - patch) % stride) % stride;
         let before = pv / 2;
         Ok(Self {
+            len,
             patch,
             stride,
             before,
@@ -56,6 +59,15 @@ impl Axis {
         let side = window.min(self.count);
         let start = i.saturating_sub((window - 1) / 2).min(self.count - side);
         (start, side)
+    }
+
+    /// Image coordinate of pixel `offset` of patch `i`, or `None` where it lies
+    /// in the grid padding.
+    #[inline]
+    pub fn pixel(&self, i: usize, offset: usize) -> Option<usize> {
+        (i * self.stride + offset)
+            .checked_sub(self.before)
+            .filter(|&v| v < self.len)
     }
 
     /// Number of patches covering padded coordinate `r` (for the fold average).

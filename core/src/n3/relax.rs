@@ -55,15 +55,13 @@ pub fn relax_logits(logits: &mut [f32], k: usize, weights: &mut [f32]) -> Result
         ));
     }
     for w in weights.chunks_exact_mut(n) {
+        // Log-softmax relative to the maximum, so that logits far below zero
+        // (candidates already taken) keep their differences.
         let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f32;
-        for (l, wi) in logits.iter().zip(w.iter_mut()) {
-            *wi = expf(l - m);
-            sum += *wi;
-        }
-        let lse = m + logf(sum);
+        let sum: f32 = logits.iter().map(|&l| expf(l - m)).sum();
+        let log_sum = logf(sum);
         for (l, wi) in logits.iter_mut().zip(w.iter_mut()) {
-            let u = (*l - lse).min(0.0);
+            let u = ((*l - m) - log_sum).min(0.0);
             *wi = expf(u);
             *l += log1mexp_given(u, *wi);
         }
