@@ -138,6 +138,23 @@ impl<'n, 'w> Plan<'n, 'w> {
     ///
     /// Non-finite input values are rejected with [`ErrorKind::NonFiniteInput`].
     pub fn run(&self, input: &[f32], output: &mut [f32], workspace: &mut [u8]) -> Result<()> {
+        self.run_with_progress(input, output, workspace, &mut |_, _| {})
+    }
+
+    /// Number of steps [`Plan::run_with_progress`] reports: one per CNN (DnCNN
+    /// stages, embedding and temperature CNNs) and one per N³ aggregation.
+    pub fn steps(&self) -> usize {
+        self.net.dncnn().len() + 3 * self.net.n3().len()
+    }
+
+    /// [`Plan::run`], calling `progress(done, total)` after each step.
+    pub fn run_with_progress(
+        &self,
+        input: &[f32],
+        output: &mut [f32],
+        workspace: &mut [u8],
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<()> {
         let (g, net) = (self.g, self.net);
         let hw = g.height * g.width;
         if input.len() != net.cin() * hw || output.len() != net.cout() * hw {
@@ -187,12 +204,18 @@ impl<'n, 'w> Plan<'n, 'w> {
         for (i, cnn) in net.dncnn().iter().enumerate() {
             let src: &[f32] = if i == 0 { x_in } else { n3_out };
             self.run_cnn(cnn, src, small, ha, hb)?;
+            let mut done = 4 * i + 1;
+            progress(done, self.steps());
             if i + 1 == stages {
                 break;
             }
             let block = &net.n3()[i];
             self.run_cnn(&block.embed, small, embed, ha, hb)?;
+            done += 1;
+            progress(done, self.steps());
             self.run_cnn(&block.temp, small, temp, ha, hb)?;
+            done += 1;
+            progress(done, self.steps());
             let d = N3Dims::new(
                 &block.params,
                 g.height,
@@ -217,6 +240,7 @@ impl<'n, 'w> Plan<'n, 'w> {
                 neighbours: &mut neighbours[..d.k * d.input_dim],
             };
             n3_forward(self.isa, &block.params, &d, block.cin(), io, scratch)?;
+            progress(done + 1, self.steps());
         }
 
         for (c, plane) in output.chunks_exact_mut(hw).enumerate() {

@@ -40,6 +40,18 @@ pub fn denoise_plane(
     width: usize,
     noise: NoiseLevel,
 ) -> anyhow::Result<Vec<f32>> {
+    denoise_plane_with_progress(model, image, height, width, noise, &mut |_, _| {})
+}
+
+/// [`denoise_plane`], reporting `(done, total)` steps as it goes.
+pub fn denoise_plane_with_progress(
+    model: &Model,
+    image: &[f32],
+    height: usize,
+    width: usize,
+    noise: NoiseLevel,
+    progress: &mut dyn FnMut(usize, usize),
+) -> anyhow::Result<Vec<f32>> {
     if image.len() != height * width {
         bail!("image length {} is not {height}×{width}", image.len());
     }
@@ -49,6 +61,6 @@ pub fn denoise_plane(
     let input = network_input(model, image, noise)?;
     let mut output = vec![0.0; net.cout() * height * width];
     let mut ws = vec![0u8; plan.workspace_bytes()];
-    plan.run(&input, &mut output, &mut ws)?;
+    plan.run_with_progress(&input, &mut output, &mut ws, progress)?;
     Ok(output)
 }

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use n3net_core::{Isa, Plan};
-use n3net_runtime::denoise::{denoise_plane, NoiseLevel};
+use n3net_runtime::denoise::{denoise_plane, denoise_plane_with_progress, NoiseLevel};
 use n3net_runtime::eval::evaluate;
 use n3net_runtime::image_io::{read_image, write_image, BitDepth, Image};
 use n3net_runtime::{onnx, reference, Model};
@@ -128,7 +129,24 @@ fn cmd_denoise(
         }
     }
     let img = read_grey(input)?;
-    let out = denoise_plane(&model, &img.data, img.height, img.width, noise_level(sigma))?;
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template("denoising [{bar:30}] {pos}/{len} stages, {elapsed} elapsed")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let out = denoise_plane_with_progress(
+        &model,
+        &img.data,
+        img.height,
+        img.width,
+        noise_level(sigma),
+        &mut progress,
+    )?;
+    bar.finish_and_clear();
     let depth = match bits {
         8 => BitDepth::Eight,
         16 => BitDepth::Sixteen,
