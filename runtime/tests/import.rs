@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use n3net_runtime::onnx::{from_bytes, ImportError};
 use prost::Message;
-use tract_onnx::pb::ModelProto;
+use tract_onnx::pb::{ModelProto, TensorProto};
 
 fn fixture_bytes() -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tiny/model.onnx");
@@ -15,6 +15,14 @@ fn mutate(f: impl FnOnce(&mut ModelProto)) -> Vec<u8> {
     let mut m = ModelProto::decode(&fixture_bytes()[..]).expect("decode fixture");
     f(&mut m);
     m.encode_to_vec()
+}
+
+/// The fixture with initializer `name` changed by `f`.
+fn mutate_tensor(name: &'static str, f: impl FnOnce(&mut TensorProto)) -> Vec<u8> {
+    mutate(|m| {
+        let g = m.graph.as_mut().unwrap();
+        f(g.initializer.iter_mut().find(|t| t.name == name).unwrap())
+    })
 }
 
 fn import_err(bytes: &[u8]) -> ImportError {
@@ -99,13 +107,7 @@ fn malformed_metadata() {
 
 #[test]
 fn wrong_shape_missing_tensor_and_non_finite_weights() {
-    let e = import_err(&mutate(|m| {
-        let g = m.graph.as_mut().unwrap();
-        let t = g
-            .initializer
-            .iter_mut()
-            .find(|t| t.name == "blocks.0.conv1.weight")
-            .unwrap();
+    let e = import_err(&mutate_tensor("blocks.0.conv1.weight", |t| {
         t.dims.swap(0, 1);
     }));
     assert!(
@@ -125,13 +127,7 @@ fn wrong_shape_missing_tensor_and_non_finite_weights() {
         "{e}"
     );
 
-    let e = import_err(&mutate(|m| {
-        let g = m.graph.as_mut().unwrap();
-        let t = g
-            .initializer
-            .iter_mut()
-            .find(|t| t.name == "blocks.1.conv2.weight")
-            .unwrap();
+    let e = import_err(&mutate_tensor("blocks.1.conv2.weight", |t| {
         let mut raw = t.raw_data.clone();
         raw[4..8].copy_from_slice(&f32::NAN.to_le_bytes());
         t.raw_data = raw;
@@ -141,13 +137,7 @@ fn wrong_shape_missing_tensor_and_non_finite_weights() {
         "{e}"
     );
 
-    let e = import_err(&mutate(|m| {
-        let g = m.graph.as_mut().unwrap();
-        let t = g
-            .initializer
-            .iter_mut()
-            .find(|t| t.name == "blocks.2.conv1.bias")
-            .unwrap();
+    let e = import_err(&mutate_tensor("blocks.2.conv1.bias", |t| {
         let raw = t.raw_data[..4].to_vec();
         t.raw_data = raw;
     }));
