@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from n3net_model import (BN_EPS, N3Net, N3NetConfig, config_from_training_args,  # noqa: E402
-                         infer_io_channels, load_checkpoint_state_dict)
+                         infer_io_channels, load_checkpoint)
 
 FORMAT_VERSION = "1"
 OPSET = 17
@@ -64,8 +64,10 @@ def build_model_from_files(checkpoint: Optional[str], args_path: Optional[str] =
     cfg = N3NetConfig()
     sigma = None
     if checkpoint is not None:
-        sd = load_checkpoint_state_dict(checkpoint)
-        if args_path is None:
+        sd, saved_config = load_checkpoint(checkpoint)
+        if saved_config is not None:
+            cfg = N3NetConfig(**saved_config)
+        elif args_path is None:
             args_path = default_args_path(checkpoint)
     if args_path:
         cfg, sigma = config_from_training_args(load_training_args(args_path))
@@ -320,14 +322,16 @@ HYPER_FLAGS = [
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="authors' .t7 checkpoint (state dict under 'net')")
+    src.add_argument("--checkpoint", help="authors' .t7 checkpoint (state dict under 'net'), "
+                     "or weights.pt written by train.py (with its configuration)")
     src.add_argument("--random", action="store_true", help="random weights (for tests)")
     ap.add_argument("--seed", type=int, default=0, help="seed for --random")
     ap.add_argument("--out", required=True)
     ap.add_argument("--height", type=int, default=256)
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--args", default=None, help="training args pickle (default: beside the checkpoint)")
-    ap.add_argument("--sigma", default=None, help="training sigma (0-255) for the metadata; overrides the args")
+    ap.add_argument("--sigma", default=None, help="training sigma (0-255) for the metadata, or 'blind' for a "
+                    "noise-level-conditioned model; overrides the args")
     ap.add_argument("--chunk", type=int, default=-1,
                     help="query patches per chunk inside the graph (-1 auto, 0 none)")
     ap.add_argument("--threads", type=int, default=1, help="threads for the checks")

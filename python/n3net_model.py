@@ -338,7 +338,18 @@ class N3Block(nn.Module):
         u = F.conv2d(t.reshape(c, 1, P.Hp, P.Wp), P.onehot.to(t.dtype), stride=self.s)
         return u.reshape(c * self.p * self.p, P.N).transpose(0, 1)
 
+    def _log_temperature(self, ltp: torch.Tensor, P: _Plan) -> torch.Tensor:
+        """Padded temperature map [B, 1, Hp, Wp] -> log temperature per patch [B, N]."""
+        if self.temp_avgpool:
+            lt_patch = F.avg_pool2d(ltp, kernel_size=self.p, stride=self.s)
+        else:
+            c0 = self.p // 2
+            lt_patch = ltp[:, :, c0::self.s, c0::self.s][:, :, :P.n1, :P.n2]
+        return lt_patch.reshape(ltp.shape[0], P.N) + self.log_temp_bias
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self.forward_dense(x)
         if x.shape[0] != 1:
             return torch.cat([self.forward(x[b:b + 1]) for b in range(x.shape[0])], dim=0)
         _, C, H, W = x.shape
@@ -353,13 +364,7 @@ class N3Block(nn.Module):
 
         Xq = self._unfold(xp, P)    # [N, C*p2]
         Eq = self._unfold(xep, P)   # [N, E*p2]
-        if self.temp_avgpool:
-            lt_patch = F.avg_pool2d(ltp, kernel_size=self.p, stride=self.s)
-        else:
-            c0 = self.p // 2
-            lt_patch = ltp[:, :, c0::self.s, c0::self.s][:, :, :P.n1, :P.n2]
-        log_t = lt_patch.reshape(P.N) + self.log_temp_bias
-        temp = torch.exp(log_t)     # [N]
+        temp = torch.exp(self._log_temperature(ltp, P)).reshape(P.N)     # [N]
 
         D = Eq.shape[1]
         Dx = Xq.shape[1]
@@ -384,6 +389,45 @@ class N3Block(nn.Module):
         folded = folded[:, :, P.top:P.top + P.H, P.left:P.left + P.W]
         zmap = folded.reshape(1, self.k * C, P.H, P.W)
         return torch.cat([x, zmap - x.repeat(1, self.k, 1, 1)], dim=1)
+
+    def forward_dense(self, x: torch.Tensor) -> torch.Tensor:
+        """The same function for a batch of small crops, as dense matrix products (training).
+
+        Distances come from the Gram matrix of all patch pairs
+        (|a|^2 + |b|^2 - 2 a.b, clamped at 0), and the aggregation multiplies a
+        dense [k*N, N] weight matrix (zero outside each window) with the patches.
+        Cost grows with N^2, so this is for training crops, not for whole images;
+        its rounding differs from ``forward`` (which the export and the core follow).
+        """
+        B, C, H, W = x.shape
+        P = self.plan(int(H), int(W))
+        p2, N, M, k = self.p * self.p, P.N, P.M, self.k
+        pad = (P.left, P.right, P.top, P.bottom)
+        xe = self.embedcnn(x)
+        temp = torch.exp(self._log_temperature(F.pad(self.tempcnn(x), pad), P))  # [B, N]
+
+        def unfold(t: torch.Tensor) -> torch.Tensor:  # [B, c, Hp, Wp] -> [B, N, c*p2]
+            c = t.shape[1]
+            u = F.conv2d(t.reshape(B * c, 1, P.Hp, P.Wp), P.onehot.to(t.device, t.dtype), stride=self.s)
+            return u.reshape(B, c * p2, N).transpose(1, 2)
+
+        Xq = unfold(F.pad(x, pad))
+        Eq = unfold(F.pad(xe, pad))
+        sq = (Eq * Eq).sum(-1)                                               # [B, N]
+        d = (sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * torch.bmm(Eq, Eq.transpose(1, 2))).clamp(min=0.0)
+        idx = P.idx.to(x.device)
+        alpha = -torch.gather(d, 2, idx.unsqueeze(0).expand(B, N, M))       # [B, N, M]
+        if self.distance_bn:
+            alpha = self.n3aggregation.aggregation.nnn.bn(alpha.reshape(B * N, 1, M)).reshape(B, N, M)
+        w = relaxed_knn_weights(alpha / temp.unsqueeze(2), k)                # [B, N, k, M]
+        dense = torch.zeros(B, N, k, N, device=x.device, dtype=x.dtype).scatter(
+            3, idx.view(1, N, 1, M).expand(B, N, k, M), w)
+        z = torch.bmm(dense.reshape(B, N * k, N), Xq)                        # [B, N*k, C*p2]
+        z = z.reshape(B, N, k * C, p2).permute(0, 2, 3, 1).reshape(B * k * C, p2, P.n1, P.n2)
+        folded = F.conv_transpose2d(z, P.onehot.to(x.device, x.dtype), stride=self.s)
+        folded = folded / P.fold_count.to(x.device, x.dtype)
+        zmap = folded[:, :, P.top:P.top + H, P.left:P.left + W].reshape(B, k * C, H, W)
+        return torch.cat([x, zmap - x.repeat(1, k, 1, 1)], dim=1)
 
 
 class N3Net(nn.Module):
@@ -422,8 +466,12 @@ def infer_io_channels(state_dict: Dict[str, torch.Tensor]) -> Tuple[int, int, in
     return cin, cout, nb - 1
 
 
-def load_checkpoint_state_dict(path: str) -> Dict[str, torch.Tensor]:
+def load_checkpoint(path: str) -> Tuple[Dict[str, torch.Tensor], Optional[Dict]]:
+    """(state dict, saved configuration or None).  The authors' checkpoints hold
+    the state dict under ``net``; the project's ``train.py`` adds the
+    configuration under ``config``."""
     ck = torch.load(path, map_location="cpu", weights_only=False)
+    config = ck.get("config") if isinstance(ck, dict) else None
     if isinstance(ck, dict) and "net" in ck:
         ck = ck["net"]
-    return {k: v for k, v in ck.items()}
+    return {k: v for k, v in ck.items()}, config

@@ -145,6 +145,23 @@ def test_n3_block_vs_reference():
     print("n3 block vs float64 reference, max abs:", ["%.2e" % e for e in errs])
 
 
+def test_dense_training_path_matches():
+    """forward_dense (batched, Gram-matrix distances) computes the same block as forward."""
+    for seed, (cfg, H, W) in enumerate([(_small_cfg(), 39, 49), (_small_cfg(window=15), 23, 30),
+                                        (_small_cfg(distance_bn=False, patch_stride=3), 20, 17)]):
+        torch.manual_seed(seed)
+        net = N3Net(cfg).eval()
+        with torch.no_grad():
+            _randomize_bn(net, torch.Generator().manual_seed(seed))
+        blk = net.nls[0]
+        x = torch.rand(3, cfg.interm_channels, H, W)
+        with torch.no_grad():
+            dense = blk.forward_dense(x)
+            ref = torch.cat([blk(x[b:b + 1]) for b in range(3)], dim=0)
+        err = float((dense - ref).abs().max())
+        assert err < 1e-4, (seed, err)
+
+
 def test_dncnn_and_shapes():
     cfg = _small_cfg(in_channels=2, dncnn_bn=False)
     net = N3Net(cfg).eval()
