@@ -338,14 +338,14 @@ class N3Block(nn.Module):
         u = F.conv2d(t.reshape(c, 1, P.Hp, P.Wp), P.onehot.to(t.dtype), stride=self.s)
         return u.reshape(c * self.p * self.p, P.N).transpose(0, 1)
 
-    def _log_temperature(self, ltp: torch.Tensor, P: _Plan) -> torch.Tensor:
-        """Padded temperature map [B, 1, Hp, Wp] -> log temperature per patch [B, N]."""
+    def _log_temperature(self, ltp: torch.Tensor, P: _Plan, shape: Tuple[int, ...]) -> torch.Tensor:
+        """Padded temperature map [B, 1, Hp, Wp] -> log temperature per patch, reshaped to ``shape``."""
         if self.temp_avgpool:
             lt_patch = F.avg_pool2d(ltp, kernel_size=self.p, stride=self.s)
         else:
             c0 = self.p // 2
             lt_patch = ltp[:, :, c0::self.s, c0::self.s][:, :, :P.n1, :P.n2]
-        return lt_patch.reshape(ltp.shape[0], P.N) + self.log_temp_bias
+        return lt_patch.reshape(shape) + self.log_temp_bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
@@ -364,7 +364,7 @@ class N3Block(nn.Module):
 
         Xq = self._unfold(xp, P)    # [N, C*p2]
         Eq = self._unfold(xep, P)   # [N, E*p2]
-        temp = torch.exp(self._log_temperature(ltp, P)).reshape(P.N)     # [N]
+        temp = torch.exp(self._log_temperature(ltp, P, (P.N,)))     # [N]
 
         D = Eq.shape[1]
         Dx = Xq.shape[1]
@@ -404,7 +404,7 @@ class N3Block(nn.Module):
         p2, N, M, k = self.p * self.p, P.N, P.M, self.k
         pad = (P.left, P.right, P.top, P.bottom)
         xe = self.embedcnn(x)
-        temp = torch.exp(self._log_temperature(F.pad(self.tempcnn(x), pad), P))  # [B, N]
+        temp = torch.exp(self._log_temperature(F.pad(self.tempcnn(x), pad), P, (B, N)))  # [B, N]
 
         def unfold(t: torch.Tensor) -> torch.Tensor:  # [B, c, Hp, Wp] -> [B, N, c*p2]
             c = t.shape[1]
