@@ -10,7 +10,7 @@ use core::ops::Range;
 use super::Isa;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::ConvLayer;
-use crate::tensor::Geom;
+use crate::tensor::{Band, Geom};
 
 /// Computes output rows `rows` of `layer` applied to `input`, into `output`.
 ///
@@ -24,62 +24,97 @@ pub fn conv2d(
     output: &mut [f32],
     rows: Range<usize>,
 ) -> Result<()> {
-    check(layer, g, input, output, &rows)?;
+    if rows.end > g.height {
+        return Err(shape_error());
+    }
+    conv2d_band(isa, layer, g.into(), input, g.into(), output, rows)
+}
+
+/// [`conv2d`] between two row bands: image rows `rows` of the output band are
+/// computed from the input band, which must hold padded rows
+/// `rows.start + pad - ksize/2 .. rows.end + pad + ksize/2`. Rows outside the
+/// image are the zero rows the bands hold above and below it. Both bands have
+/// the same width and border; per pixel the arithmetic is the same as
+/// [`conv2d`]'s, so a band computes bit-identical values.
+pub fn conv2d_band(
+    isa: Isa,
+    layer: &ConvLayer<'_>,
+    src: Band,
+    input: &[f32],
+    dst: Band,
+    output: &mut [f32],
+    rows: Range<usize>,
+) -> Result<()> {
+    check(layer, src, input, dst, output, &rows)?;
+    if rows.is_empty() {
+        return Ok(());
+    }
     match isa {
-        Isa::Generic => reference(layer, g, input, output, rows),
+        Isa::Generic => reference(layer, src, input, dst, output, rows),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Avx2Fma` value exists only when the CPU has AVX2 and FMA,
         // and `check` verified every buffer length the kernel indexes.
-        Isa::Avx2Fma(_) => unsafe { avx2::conv(layer, g, input, output, rows) },
+        Isa::Avx2Fma(_) => unsafe { avx2::conv(layer, src, input, dst, output, rows) },
     }
     Ok(())
 }
 
+fn shape_error() -> Error {
+    Error::new(ErrorKind::InvalidArgument, "conv2d: inconsistent shapes")
+}
+
 fn check(
     layer: &ConvLayer<'_>,
-    g: Geom,
+    src: Band,
     input: &[f32],
-    output: &mut [f32],
+    dst: Band,
+    output: &[f32],
     rows: &Range<usize>,
 ) -> Result<()> {
     let k = layer.ksize;
+    let kp = k / 2;
+    let same = src.width == dst.width && src.pad == dst.pad;
     let ok = k % 2 == 1
-        && g.pad >= k / 2
+        && same
+        && src.pad >= kp
+        && src.row_stride() > 0
         && layer.weight.len() == layer.cout * layer.cin * k * k
         && layer.bias.len() == layer.cout
-        && input.len() >= g.len(layer.cin)
-        && output.len() >= g.len(layer.cout)
         && rows.start <= rows.end
-        && rows.end <= g.height;
+        && (rows.is_empty()
+            || (src.holds(rows.start + src.pad - kp, rows.end + src.pad + kp)
+                && dst.holds(rows.start + dst.pad, rows.end + dst.pad)))
+        && src.plane % src.row_stride() == 0
+        && dst.plane % dst.row_stride() == 0
+        && input.len() >= layer.cin * src.plane
+        && output.len() >= layer.cout * dst.plane;
     if ok {
         Ok(())
     } else {
-        Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "conv2d: inconsistent shapes",
-        ))
+        Err(shape_error())
     }
 }
 
 /// The plain reference kernel: row-wise multiply-adds the compiler vectorises.
 fn reference(
     layer: &ConvLayer<'_>,
-    g: Geom,
+    src: Band,
     input: &[f32],
+    dst: Band,
     output: &mut [f32],
     rows: Range<usize>,
 ) {
-    let (k, w) = (layer.ksize, g.width);
-    let (rs, ps, off) = (g.row_stride(), g.plane(), g.pad - k / 2);
+    let (k, w) = (layer.ksize, src.width);
+    let (rs, off) = (src.row_stride(), src.pad - k / 2);
     for co in 0..layer.cout {
         for y in rows.clone() {
-            let o0 = co * ps + g.at(y, 0);
+            let o0 = co * dst.plane + dst.at(y, 0);
             let orow = &mut output[o0..o0 + w];
             orow.fill(layer.bias[co]);
             for ci in 0..layer.cin {
                 let wk = &layer.weight[(co * layer.cin + ci) * k * k..][..k * k];
                 for ky in 0..k {
-                    let base = ci * ps + (y + off + ky) * rs + off;
+                    let base = ci * src.plane + (y + off + ky - src.first) * rs + off;
                     for kx in 0..k {
                         let wv = wk[ky * k + kx];
                         let irow = &input[base + kx..base + kx + w];
@@ -104,7 +139,7 @@ mod avx2 {
     use core::ops::Range;
 
     use crate::model::ConvLayer;
-    use crate::tensor::Geom;
+    use crate::tensor::Band;
 
     /// Raw views shared by the tiles of one call.
     struct Args {
@@ -115,9 +150,9 @@ mod avx2 {
         cin: usize,
         k: usize,
         rs: usize,
-        ps: usize,
         off: usize,
-        g: Geom,
+        src: Band,
+        dst: Band,
         relu: bool,
     }
 
@@ -127,8 +162,9 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn conv(
         layer: &ConvLayer<'_>,
-        g: Geom,
+        src: Band,
         input: &[f32],
+        dst: Band,
         output: &mut [f32],
         rows: Range<usize>,
     ) {
@@ -139,10 +175,10 @@ mod avx2 {
             b: layer.bias.as_ptr(),
             cin: layer.cin,
             k: layer.ksize,
-            rs: g.row_stride(),
-            ps: g.plane(),
-            off: g.pad - layer.ksize / 2,
-            g,
+            rs: src.row_stride(),
+            off: src.pad - layer.ksize / 2,
+            src,
+            dst,
             relu: layer.relu,
         };
         // Row outer, output channels inner: the input rows a row needs (cin·k
@@ -170,7 +206,7 @@ mod avx2 {
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn row<const CB: usize>(a: &Args, co: usize, y: usize) {
-        let w = a.g.width;
+        let w = a.src.width;
         let mut x = 0;
         // SAFETY (all three calls): x + lanes <= w keeps loads and stores inside
         // row y of the padded planes; the masked tail touches only lanes < w - x.
@@ -217,8 +253,12 @@ mod avx2 {
             // SAFETY: (co + c)·cin·k² + ci·k² + k² <= cout·cin·k², the weight length.
             let wci = unsafe { a.w.add((co * a.cin + ci) * kk) };
             for ky in 0..k {
-                // SAFETY: row y + off + ky < height + 2·pad of plane ci < cin.
-                let src = unsafe { a.inp.add(ci * a.ps + (y + a.off + ky) * a.rs + x + a.off) };
+                // SAFETY: padded row y + off + ky is held by the input band
+                // (checked), in plane ci < cin.
+                let src = unsafe {
+                    a.inp
+                        .add(ci * a.src.plane + (y + a.off + ky - a.src.first) * a.rs + x + a.off)
+                };
                 for kx in 0..k {
                     let mut v_in = [_mm256_setzero_ps(); NV];
                     for (v, slot) in v_in.iter_mut().enumerate() {
@@ -248,7 +288,7 @@ mod avx2 {
         let zero = _mm256_setzero_ps();
         for (c, accs) in acc.iter().enumerate() {
             // SAFETY: plane co + c < cout of the output, interior pixel (y, x).
-            let dst = unsafe { a.out.add((co + c) * a.ps + a.g.at(y, x)) };
+            let dst = unsafe { a.out.add((co + c) * a.dst.plane + a.dst.at(y, x)) };
             for (v, acc_v) in accs.iter().enumerate() {
                 let r = if a.relu {
                     _mm256_max_ps(*acc_v, zero)

@@ -12,7 +12,7 @@ use super::relax::relax_logits;
 use crate::error::{mul, Error, ErrorKind, Result};
 use crate::kernels::Isa;
 use crate::model::N3Params;
-use crate::tensor::Geom;
+use crate::tensor::{Band, Geom};
 
 /// Sizes an N³ block needs for one image geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,30 +97,141 @@ pub struct N3Io<'a> {
     pub output: &'a mut [f32],
 }
 
-/// Copies every patch of `channels` planes into consecutive rows of `dst`
-/// (zero where a patch lies in the grid padding).
-fn extract_patches(src: &[f32], g: Geom, channels: usize, d: &N3Dims, dst: &mut [f32]) {
+/// A read-only band of padded planes and its data.
+#[derive(Clone, Copy)]
+pub(crate) struct Planes<'a> {
+    /// Where the rows lie.
+    pub band: Band,
+    /// The planes.
+    pub data: &'a [f32],
+}
+
+/// Patch rows kept at once: patch row `i` lives in slot `i % slots`, each slot
+/// holding the `n2` patches of one row (embedding patches, input patches and
+/// temperatures). The whole-image path keeps every row (`slots = n1`); the
+/// streaming path keeps a window's worth.
+pub(crate) struct PatchSlots<'a> {
+    /// Slots in the ring.
+    pub slots: usize,
+    /// Embedding patches, `slots · n2 × embed_dim`.
+    pub embed: &'a mut [f32],
+    /// Input patches, `slots · n2 × input_dim`.
+    pub input: &'a mut [f32],
+    /// Temperature of each patch, `slots · n2`.
+    pub temps: &'a mut [f32],
+}
+
+/// Scratch of one query.
+pub(crate) struct QueryScratch<'a> {
+    /// Candidate indices.
+    pub indices: &'a mut [u32],
+    /// Logits.
+    pub logits: &'a mut [f32],
+    /// `k` weight vectors.
+    pub weights: &'a mut [f32],
+    /// `k` aggregated patches.
+    pub neighbours: &'a mut [f32],
+}
+
+/// Copies patch `(i, j)` of `channels` planes into `dst` (zero where the patch
+/// lies in the grid padding).
+fn extract_patch(
+    src: Planes<'_>,
+    channels: usize,
+    d: &N3Dims,
+    i: usize,
+    j: usize,
+    dst: &mut [f32],
+) {
     let p = d.rows.patch;
-    let dim = channels * p * p;
-    for i in 0..d.rows.count {
-        for j in 0..d.cols.count {
-            let patch = &mut dst[(i * d.cols.count + j) * dim..][..dim];
-            for c in 0..channels {
-                for dy in 0..p {
-                    let row = &mut patch[(c * p + dy) * p..][..p];
-                    row.fill(0.0);
-                    let Some(y) = d.rows.pixel(i, dy) else {
-                        continue;
-                    };
-                    for (dx, v) in row.iter_mut().enumerate() {
-                        if let Some(x) = d.cols.pixel(j, dx) {
-                            *v = src[c * g.plane() + g.at(y, x)];
-                        }
-                    }
+    let b = src.band;
+    for c in 0..channels {
+        for dy in 0..p {
+            let row = &mut dst[(c * p + dy) * p..][..p];
+            row.fill(0.0);
+            let Some(y) = d.rows.pixel(i, dy) else {
+                continue;
+            };
+            for (dx, v) in row.iter_mut().enumerate() {
+                if let Some(x) = d.cols.pixel(j, dx) {
+                    *v = src.data[c * b.plane + b.at(y, x)];
                 }
             }
         }
     }
+}
+
+/// Extracts patch row `i` (embedding patches, input patches, temperatures)
+/// into slot `i % slots`. Reads image rows `i·s − top .. i·s − top + p` of the
+/// three inputs (those inside the image).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn extract_row(
+    prm: &N3Params,
+    d: &N3Dims,
+    channels: usize,
+    x: Planes<'_>,
+    embed: Planes<'_>,
+    temp: Planes<'_>,
+    i: usize,
+    ring: &mut PatchSlots<'_>,
+) {
+    let n2 = d.cols.count;
+    let embed_channels = d.embed_dim / (prm.patch * prm.patch);
+    let base = (i % ring.slots) * n2;
+    let log_bias = logf(prm.temp_bias);
+    let pp = (prm.patch * prm.patch) as f32;
+    for j in 0..n2 {
+        let e = &mut ring.embed[(base + j) * d.embed_dim..][..d.embed_dim];
+        extract_patch(embed, embed_channels, d, i, j, e);
+        let v = &mut ring.input[(base + j) * d.input_dim..][..d.input_dim];
+        extract_patch(x, channels, d, i, j, v);
+        let mean = patch_sum(temp, d, i, j) / pp;
+        ring.temps[base + j] = expf(mean + log_bias);
+    }
+}
+
+/// Processes the queries of patch row `i`: distances to the candidates of the
+/// search window, logits, relaxation, aggregation, and the fold of the `k`
+/// neighbour patches into output planes `C..C·(k+1)` of `out` (sums; see
+/// [`finish_rows`]). Patch rows of the whole window must be in `ring`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn query_row(
+    isa: Isa,
+    prm: &N3Params,
+    d: &N3Dims,
+    channels: usize,
+    i: usize,
+    ring: &PatchSlots<'_>,
+    s: &mut QueryScratch<'_>,
+    out: Band,
+    out_data: &mut [f32],
+) -> Result<()> {
+    let n2 = d.cols.count;
+    for j in 0..n2 {
+        let n = candidates(d, prm.window, ring.slots, i, j, s.indices);
+        let idx = &s.indices[..n];
+        let logits = &mut s.logits[..n];
+        let q = (i % ring.slots) * n2 + j;
+        let query = &ring.embed[q * d.embed_dim..][..d.embed_dim];
+        squared_distances(ring.embed, d.embed_dim, query, idx, logits)?;
+        let t = ring.temps[q];
+        for l in logits.iter_mut() {
+            *l = (prm.logit_scale * -*l + prm.logit_shift) / t;
+        }
+        let weights = &mut s.weights[..d.k * n];
+        relax_logits(logits, d.k, weights)?;
+        aggregate_with(
+            isa,
+            ring.input,
+            d.input_dim,
+            idx,
+            weights,
+            d.k,
+            s.neighbours,
+        )?;
+        fold_add(s.neighbours, out, d, channels, i, j, out_data);
+    }
+    Ok(())
 }
 
 /// Runs the N³ block. `io.output` interior is overwritten.
@@ -133,7 +244,7 @@ pub fn n3_forward(
     s: N3Scratch<'_>,
 ) -> Result<()> {
     let g = io.g;
-    let (pp, n2) = (p.patch * p.patch, d.cols.count);
+    let pp = p.patch * p.patch;
     let embed_channels = d.embed_dim / pp;
     let ok = io.input.len() >= g.len(channels)
         && io.embed.len() >= g.len(embed_channels)
@@ -153,46 +264,34 @@ pub fn n3_forward(
         ));
     }
 
-    extract_patches(io.embed, g, embed_channels, d, s.embed_patches);
-    extract_patches(io.input, g, channels, d, s.input_patches);
-    let log_bias = logf(p.temp_bias);
-    for (q, t) in s.temps.iter_mut().enumerate() {
-        let mean = patch_sum(io.temp, g, d, q / n2, q % n2) / pp as f32;
-        *t = expf(mean + log_bias);
+    let band = Band::from(g);
+    let planes = |data| Planes { band, data };
+    let mut ring = PatchSlots {
+        slots: d.rows.count,
+        embed: s.embed_patches,
+        input: s.input_patches,
+        temps: s.temps,
+    };
+    for i in 0..d.rows.count {
+        let (x, e, t) = (planes(io.input), planes(io.embed), planes(io.temp));
+        extract_row(p, d, channels, x, e, t, i, &mut ring);
     }
-
-    let out_planes = &mut io.output[channels * g.plane()..g.len(channels * (p.k + 1))];
-    out_planes.fill(0.0);
-    for q in 0..d.queries {
-        let (i, j) = (q / n2, q % n2);
-        let n = candidates(d, p.window, i, j, s.indices);
-        let idx = &s.indices[..n];
-        let logits = &mut s.logits[..n];
-        let query = &s.embed_patches[q * d.embed_dim..][..d.embed_dim];
-        squared_distances(s.embed_patches, d.embed_dim, query, idx, logits)?;
-        let t = s.temps[q];
-        for l in logits.iter_mut() {
-            *l = (p.logit_scale * -*l + p.logit_shift) / t;
-        }
-        let weights = &mut s.weights[..d.k * n];
-        relax_logits(logits, d.k, weights)?;
-        aggregate_with(
-            isa,
-            s.input_patches,
-            d.input_dim,
-            idx,
-            weights,
-            d.k,
-            s.neighbours,
-        )?;
-        fold_add(s.neighbours, g, d, channels, i, j, out_planes);
+    io.output[channels * g.plane()..g.len(channels * (p.k + 1))].fill(0.0);
+    let mut scratch = QueryScratch {
+        indices: s.indices,
+        logits: s.logits,
+        weights: s.weights,
+        neighbours: s.neighbours,
+    };
+    for i in 0..d.rows.count {
+        query_row(isa, p, d, channels, i, &ring, &mut scratch, band, io.output)?;
     }
-    finish(io.input, g, d, channels, d.k, io.output);
+    finish_rows(d, channels, planes(io.input), band, io.output, 0..g.height);
     Ok(())
 }
 
 /// Sum of one plane over patch `(i, j)` (zero outside the image).
-fn patch_sum(plane: &[f32], g: Geom, d: &N3Dims, i: usize, j: usize) -> f32 {
+fn patch_sum(src: Planes<'_>, d: &N3Dims, i: usize, j: usize) -> f32 {
     let p = d.rows.patch;
     let mut sum = 0.0;
     for dy in 0..p {
@@ -201,7 +300,7 @@ fn patch_sum(plane: &[f32], g: Geom, d: &N3Dims, i: usize, j: usize) -> f32 {
         };
         for dx in 0..p {
             if let Some(x) = d.cols.pixel(j, dx) {
-                sum += plane[g.at(y, x)];
+                sum += src.data[src.band.at(y, x)];
             }
         }
     }
@@ -209,15 +308,23 @@ fn patch_sum(plane: &[f32], g: Geom, d: &N3Dims, i: usize, j: usize) -> f32 {
 }
 
 /// Writes the candidate patches of query `(i, j)` (its window, without
-/// itself) into `indices`; returns how many.
-fn candidates(d: &N3Dims, window: usize, i: usize, j: usize, indices: &mut [u32]) -> usize {
+/// itself) into `indices` as rows of a ring of `slots` patch rows; returns how
+/// many.
+fn candidates(
+    d: &N3Dims,
+    window: usize,
+    slots: usize,
+    i: usize,
+    j: usize,
+    indices: &mut [u32],
+) -> usize {
     let (r0, rn) = d.rows.window(i, window);
     let (c0, cn) = d.cols.window(j, window);
     let mut n = 0;
     for a in r0..r0 + rn {
         for b in c0..c0 + cn {
             if (a, b) != (i, j) {
-                indices[n] = (a * d.cols.count + b) as u32;
+                indices[n] = ((a % slots) * d.cols.count + b) as u32;
                 n += 1;
             }
         }
@@ -226,13 +333,21 @@ fn candidates(d: &N3Dims, window: usize, i: usize, j: usize, indices: &mut [u32]
 }
 
 /// Adds the `k` neighbour patches of query `(i, j)` at the query's place into
-/// output planes `[z¹ …]` (`out` starts at output channel `C`); pixels in the
-/// grid padding are cropped.
-fn fold_add(z: &[f32], g: Geom, d: &N3Dims, channels: usize, i: usize, j: usize, out: &mut [f32]) {
+/// output planes `[z¹ …]` (channels `C..` of `out`); pixels in the grid
+/// padding are cropped.
+fn fold_add(
+    z: &[f32],
+    band: Band,
+    d: &N3Dims,
+    channels: usize,
+    i: usize,
+    j: usize,
+    out: &mut [f32],
+) {
     let p = d.rows.patch;
     for (jn, zj) in z.chunks_exact(d.input_dim).enumerate() {
         for c in 0..channels {
-            let plane = &mut out[(jn * channels + c) * g.plane()..][..g.plane()];
+            let plane = &mut out[((1 + jn) * channels + c) * band.plane..][..band.plane];
             for dy in 0..p {
                 let Some(y) = d.rows.pixel(i, dy) else {
                     continue;
@@ -240,7 +355,7 @@ fn fold_add(z: &[f32], g: Geom, d: &N3Dims, channels: usize, i: usize, j: usize,
                 let zrow = &zj[(c * p + dy) * p..][..p];
                 for (dx, &v) in zrow.iter().enumerate() {
                     if let Some(x) = d.cols.pixel(j, dx) {
-                        plane[g.at(y, x)] += v;
+                        plane[band.at(y, x)] += v;
                     }
                 }
             }
@@ -248,18 +363,28 @@ fn fold_add(z: &[f32], g: Geom, d: &N3Dims, channels: usize, i: usize, j: usize,
     }
 }
 
-/// Turns the folded sums into averages and writes `[x, z¹ − x, …]`.
-fn finish(x: &[f32], g: Geom, d: &N3Dims, channels: usize, k: usize, out: &mut [f32]) {
-    for y in 0..g.height {
+/// Turns the folded sums of image rows `rows` into averages and writes
+/// `[x, z¹ − x, …]`. Each row is final once every patch row covering it has
+/// been through [`query_row`].
+pub(crate) fn finish_rows(
+    d: &N3Dims,
+    channels: usize,
+    x: Planes<'_>,
+    band: Band,
+    out: &mut [f32],
+    rows: core::ops::Range<usize>,
+) {
+    let k = d.k;
+    for y in rows {
         let cy = d.rows.coverage(y + d.rows.before);
-        for xx in 0..g.width {
+        for xx in 0..band.width {
             let count = (cy * d.cols.coverage(xx + d.cols.before)) as f32;
-            let at = g.at(y, xx);
+            let (ax, at) = (x.band.at(y, xx), band.at(y, xx));
             for c in 0..channels {
-                let xv = x[c * g.plane() + at];
-                out[c * g.plane() + at] = xv;
+                let xv = x.data[c * x.band.plane + ax];
+                out[c * band.plane + at] = xv;
                 for jn in 0..k {
-                    let o = &mut out[((1 + jn) * channels + c) * g.plane() + at];
+                    let o = &mut out[((1 + jn) * channels + c) * band.plane + at];
                     *o = *o / count - xv;
                 }
             }
