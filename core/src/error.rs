@@ -24,6 +24,11 @@ pub enum ErrorKind {
     NonFiniteInput,
     /// Arguments of a free function disagree (lengths, indices out of range).
     InvalidArgument,
+    /// A stream was given more rows than the image height it was created for.
+    PastEnd,
+    /// A push would leave more final rows waiting than the stream can hold
+    /// ([`crate::exec::stream::Stream::max_pending_rows`]): pull rows first.
+    StreamFull,
 }
 
 /// An error of the core: a [`ErrorKind`] and a static message naming the problem.

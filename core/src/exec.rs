@@ -3,6 +3,9 @@
 //! A [`Plan`] binds a validated [`Network`] to an image size and an instruction
 //! set; it is immutable and can be shared. [`Plan::workspace_bytes`] is the exact
 //! number of bytes [`Plan::run`] needs; the core allocates nothing.
+//!
+//! [`stream::Stream`] runs the same network over rows pushed in order, in a
+//! workspace whose size depends on the width but not on the height.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kernels::conv::conv2d;
@@ -11,6 +14,8 @@ use crate::model::{Cnn, Network};
 use crate::n3::block::{n3_forward, N3Dims, N3Io, N3Scratch};
 use crate::tensor::Geom;
 use crate::workspace::{Carver, Layout};
+
+pub mod stream;
 
 /// Channel counts of the executor's activation buffers.
 #[derive(Debug, Clone, Copy, Default)]

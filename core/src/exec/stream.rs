@@ -1,0 +1,925 @@
+//! Streaming execution: rows in, rows out, in a workspace bounded by the width.
+//!
+//! A [`Stream`] runs the network over an image whose rows arrive in order
+//! (from a camera, a decoder, a file read in pieces). Every stage keeps only
+//! the rows the next stage still needs, in row buffers carved from the
+//! caller's workspace:
+//!
+//! - each 3×3 convolution of every CNN (DnCNN stages, embedding and
+//!   temperature CNNs) computes one output row once its input holds the rows
+//!   around it;
+//! - each N³ block extracts one patch row (embedding patches, input patches,
+//!   temperatures) into a ring of `window` patch rows, answers the queries of a
+//!   patch row once its whole search window is extracted, folds the neighbour
+//!   patches into the block output, and finishes (averages) an output row once
+//!   every patch covering it has been answered.
+//!
+//! The patch grid, its padding, the search window and its shift at the
+//! borders are computed from the whole image size (spec §4), so the output is
+//! bit-for-bit the output of [`crate::Plan::run`], whatever the number of rows
+//! per push. The height must therefore be known when the stream is created;
+//! the width is fixed per stream and sizes the workspace
+//! ([`Stream::workspace_bytes`], independent of the height).
+//!
+//! Rows are scheduled depth first: after each pushed row the deepest stage
+//! that can make progress runs, so every buffer holds a number of rows bounded
+//! by the model's halos (conv depths, patch size and stride, search window),
+//! never by the image height.
+
+use heapless::Vec;
+
+use crate::error::{add, mul, Error, ErrorKind, Result};
+use crate::kernels::conv::conv2d_band;
+use crate::kernels::Isa;
+use crate::model::{Cnn, Network, MAX_N3_BLOCKS};
+use crate::n3::block::{
+    extract_row, finish_rows, query_row, N3Dims, PatchSlots, Planes, QueryScratch,
+};
+use crate::n3::grid::Axis;
+use crate::tensor::Band;
+use crate::workspace::{Carver, Layout};
+
+/// Most steps (convolutions, plus three per N³ block) a streamed network may have.
+pub const MAX_STREAM_STEPS: usize = 128;
+const MAX_RINGS: usize = MAX_STREAM_STEPS + 1;
+
+/// Rows that can always be pushed at once after pulling every final row:
+/// [`Stream::max_pending_rows`] is this plus the latency bound of the model.
+pub const PUSH_ROWS: usize = 64;
+
+/// Which CNN of the network a convolution step belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Dncnn(usize),
+    Embed(usize),
+    Temp(usize),
+}
+
+/// One unit of work; each produces one row (or one patch row).
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// Layer `layer` of `cnn`, ring `src` → ring `dst`; after the last layer of
+    /// a DnCNN stage, ring `res` (the stage input) is added.
+    Conv {
+        cnn: Which,
+        layer: usize,
+        src: usize,
+        dst: usize,
+        res: Option<usize>,
+    },
+    /// Extracts the next patch row of block `b`.
+    Extract(usize),
+    /// Answers the queries of the next patch row of block `b`.
+    Query(usize),
+    /// Finishes the next output row of block `b`.
+    Finish(usize),
+}
+
+/// A row buffer: `cap` padded rows of `ch` planes.
+#[derive(Debug, Clone, Copy)]
+struct Ring {
+    /// Offset in the ring arena (values).
+    off: usize,
+    ch: usize,
+    cap: usize,
+    /// Padded row held by buffer row 0.
+    first: usize,
+    /// Padded rows `first..hi` are in the buffer (zeroed when added).
+    hi: usize,
+    /// Padded rows `..ready` are final (readable by consumers).
+    ready: usize,
+}
+
+/// Ring ids and patch storage of one N³ block.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    x: usize,
+    emb: usize,
+    tmp: usize,
+    out: usize,
+    /// Offset of the patch ring in the patch arena.
+    off: usize,
+    /// Patches per patch row.
+    n2: usize,
+    embed_dim: usize,
+    input_dim: usize,
+    slots: usize,
+}
+
+impl Block {
+    fn patch_len(&self) -> usize {
+        self.slots * self.n2 * (self.embed_dim + self.input_dim + 1)
+    }
+}
+
+/// The static shape of a stream: steps, rings and their sizes for a width.
+struct Shape {
+    steps: Vec<Step, MAX_STREAM_STEPS>,
+    rings: Vec<Ring, MAX_RINGS>,
+    blocks: Vec<Block, MAX_N3_BLOCKS>,
+    pad: usize,
+    width: usize,
+    ring_len: usize,
+    patch_len: usize,
+    candidates: usize,
+    weights: usize,
+    neighbours: usize,
+    latency_bound: usize,
+}
+
+fn too_deep() -> Error {
+    Error::new(
+        ErrorKind::InvalidModel,
+        "network has more steps than MAX_STREAM_STEPS",
+    )
+}
+
+fn sum_pad(cnn: &Cnn<'_>) -> usize {
+    cnn.layers().iter().map(|l| l.ksize / 2).sum()
+}
+
+fn cnn_of<'n, 'w>(net: &'n Network<'w>, w: Which) -> &'n Cnn<'w> {
+    match w {
+        Which::Dncnn(i) => &net.dncnn()[i],
+        Which::Embed(i) => &net.n3()[i].embed,
+        Which::Temp(i) => &net.n3()[i].temp,
+    }
+}
+
+impl Shape {
+    /// Rings and steps of `net` for images `width` wide. Ring capacities
+    /// (in rows) follow from the halos under depth-first scheduling; see the
+    /// module docs.
+    fn new(net: &Network<'_>, width: usize) -> Result<Self> {
+        if width == 0 {
+            return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
+        }
+        let pg = net.cnns().map(Cnn::max_pad).max().unwrap_or(0);
+        let mut s = Self {
+            steps: Vec::new(),
+            rings: Vec::new(),
+            blocks: Vec::new(),
+            pad: pg,
+            width,
+            ring_len: 0,
+            patch_len: 0,
+            candidates: 0,
+            weights: 0,
+            neighbours: 0,
+            latency_bound: 0,
+        };
+        let conv_cap = 3 * pg + 4;
+        let nb = net.n3().len();
+        let input = s.ring(net.cin(), sum_pad(&net.dncnn()[0]) + conv_cap)?;
+        let mut src = input;
+        for (i, dn) in net.dncnn().iter().enumerate() {
+            s.latency_bound = add(s.latency_bound, sum_pad(dn))?;
+            let last_cap = if i < nb {
+                let b = &net.n3()[i];
+                let p = &b.params;
+                let e = sum_pad(&b.embed).max(sum_pad(&b.temp));
+                add(mul(p.window, p.stride)?, p.patch + e + conv_cap + 4)?
+            } else {
+                PUSH_ROWS + conv_cap // + the latency bound, added below
+            };
+            let x = s.cnn(Which::Dncnn(i), dn, src, Some(src), conv_cap, last_cap)?;
+            if i == nb {
+                let l = s.latency_bound;
+                s.rings[x].cap += l;
+                break;
+            }
+            let b = &net.n3()[i];
+            let p = &b.params;
+            let emb = s.cnn(
+                Which::Embed(i),
+                &b.embed,
+                x,
+                None,
+                conv_cap,
+                p.patch + conv_cap,
+            )?;
+            let tmp = s.cnn(
+                Which::Temp(i),
+                &b.temp,
+                x,
+                None,
+                conv_cap,
+                p.patch + conv_cap,
+            )?;
+            let next = &net.dncnn()[i + 1];
+            let out_cap = p.patch + p.stride + sum_pad(next) + conv_cap + 4;
+            let out = s.ring(b.cout(), out_cap)?;
+            for st in [Step::Extract(i), Step::Query(i), Step::Finish(i)] {
+                s.steps.push(st).map_err(|_| too_deep())?;
+            }
+            let cols = Axis::new(width, p.patch, p.stride)?;
+            let pp = p.patch * p.patch;
+            let block = Block {
+                x,
+                emb,
+                tmp,
+                out,
+                off: s.patch_len,
+                n2: cols.count,
+                embed_dim: mul(b.embed.cout(), pp)?,
+                input_dim: mul(b.cin(), pp)?,
+                slots: p.window,
+            };
+            let len = mul(
+                mul(block.slots, block.n2)?,
+                add(add(block.embed_dim, block.input_dim)?, 1)?,
+            )?;
+            s.patch_len = add(s.patch_len, len)?;
+            let cand = p.window * p.window.min(cols.count) - 1;
+            s.candidates = s.candidates.max(cand);
+            s.weights = s.weights.max(mul(p.k, cand)?);
+            s.neighbours = s.neighbours.max(mul(p.k, block.input_dim)?);
+            let e = sum_pad(&b.embed).max(sum_pad(&b.temp));
+            let lag = mul(p.window - 1, p.stride)? + p.patch - 1 + e;
+            s.latency_bound = add(s.latency_bound, lag)?;
+            s.blocks.push(block).map_err(|_| too_deep())?;
+            src = out;
+        }
+        let rs = add(width, 2 * pg)?;
+        let mut off = 0;
+        for r in s.rings.iter_mut() {
+            r.off = off;
+            off = add(off, mul(mul(r.ch, r.cap)?, rs)?)?;
+        }
+        s.ring_len = off;
+        Ok(s)
+    }
+
+    /// A new ring holding `cap` rows of `ch` planes (its top zero rows present).
+    fn ring(&mut self, ch: usize, cap: usize) -> Result<usize> {
+        let pg = self.pad;
+        let r = Ring {
+            off: 0,
+            ch,
+            cap,
+            first: 0,
+            hi: pg,
+            ready: pg,
+        };
+        self.rings.push(r).map_err(|_| too_deep())?;
+        Ok(self.rings.len() - 1)
+    }
+
+    /// Steps of `cnn` from ring `src`; returns its output ring.
+    fn cnn(
+        &mut self,
+        which: Which,
+        cnn: &Cnn<'_>,
+        src: usize,
+        res: Option<usize>,
+        hidden_cap: usize,
+        out_cap: usize,
+    ) -> Result<usize> {
+        let n = cnn.layers().len();
+        let mut from = src;
+        for (l, layer) in cnn.layers().iter().enumerate() {
+            let last = l + 1 == n;
+            let cap = if last { out_cap } else { hidden_cap };
+            let dst = self.ring(layer.cout, cap)?;
+            let step = Step::Conv {
+                cnn: which,
+                layer: l,
+                src: from,
+                dst,
+                res: if last && cnn.residual() { res } else { None },
+            };
+            self.steps.push(step).map_err(|_| too_deep())?;
+            from = dst;
+        }
+        Ok(from)
+    }
+
+    fn layout(&self, l: &mut Layout) -> Result<()> {
+        l.push::<f32>(self.ring_len)?;
+        l.push::<f32>(self.patch_len)?;
+        l.push::<f32>(self.candidates)?;
+        l.push::<f32>(self.weights)?;
+        l.push::<f32>(self.neighbours)?;
+        l.push::<u32>(self.candidates)
+    }
+}
+
+/// The network running over the rows of one `height × width` image, inside a
+/// caller-provided workspace.
+///
+/// Row layout (input and output): `channels × width` values per row, the
+/// channels one after the other (channel-planar within a row). For a
+/// one-channel image this is plain row-major order; for the [`crate::Plan`]
+/// input (`cin` planes of `height × width`), row `y` is the concatenation of
+/// row `y` of every plane.
+///
+/// ```
+/// # use n3net_core::{Cnn, ConvLayer, Network, Isa};
+/// # use n3net_core::exec::stream::Stream;
+/// # let (w, b) = ([0.5f32; 9], [0.0f32]);
+/// # let l = ConvLayer { cin: 1, cout: 1, ksize: 3, relu: false, weight: &w, bias: &b };
+/// # let net = Network::new(&[Cnn::new(&[l], true).unwrap()], &[]).unwrap();
+/// let (h, width) = (5, 4);
+/// let mut ws = [0u8; 4096];
+/// assert!(Stream::workspace_bytes(&net, width).unwrap() <= ws.len());
+/// let mut s = Stream::new(&net, h, width, Isa::detect(), &mut ws).unwrap();
+/// let mut out = [0.0f32; 5 * 4];
+/// let mut got = 0;
+/// for y in 0..h {
+///     s.push_rows(&[y as f32; 4]).unwrap();
+///     got += s.pull_rows(&mut out[got * width..]).unwrap();
+/// }
+/// assert_eq!(got, h);
+/// ```
+pub struct Stream<'n, 'w, 'ws> {
+    net: &'n Network<'w>,
+    isa: Isa,
+    height: usize,
+    shape: Shape,
+    grids: Vec<N3Dims, MAX_N3_BLOCKS>,
+    done: Vec<usize, MAX_STREAM_STEPS>,
+    rings: &'ws mut [f32],
+    patches: &'ws mut [f32],
+    logits: &'ws mut [f32],
+    weights: &'ws mut [f32],
+    neighbours: &'ws mut [f32],
+    indices: &'ws mut [u32],
+    pushed: usize,
+    pulled: usize,
+    latency: usize,
+}
+
+impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
+    /// Exact workspace bytes a [`Stream`] of `net` over images `width` wide
+    /// needs, for any height and any alignment of the buffer. The height is
+    /// not an argument: the memory of a stream does not grow with it.
+    pub fn workspace_bytes(net: &Network<'_>, width: usize) -> Result<usize> {
+        let shape = Shape::new(net, width)?;
+        let mut l = Layout::default();
+        shape.layout(&mut l)?;
+        l.bytes()
+    }
+
+    /// A stream of `net` over one `height × width` image, using instruction
+    /// set `isa`, inside `workspace` (at least [`Stream::workspace_bytes`]
+    /// bytes; [`ErrorKind::WorkspaceTooSmall`] otherwise). Fails like
+    /// [`crate::Plan::new`] for images the network cannot run on.
+    pub fn new(
+        net: &'n Network<'w>,
+        height: usize,
+        width: usize,
+        isa: Isa,
+        workspace: &'ws mut [u8],
+    ) -> Result<Self> {
+        if height == 0 || width == 0 {
+            return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
+        }
+        let shape = Shape::new(net, width)?;
+        let mut grids = Vec::new();
+        for b in net.n3() {
+            let d = N3Dims::new(&b.params, height, width, b.cin(), b.embed.cout())?;
+            grids.push(d).map_err(|_| too_deep())?;
+        }
+        // Sizes that must not overflow for the whole image (row indices).
+        add(height, mul(2, shape.pad)?)?;
+        let mut l = Layout::default();
+        shape.layout(&mut l)?;
+        if workspace.len() < l.bytes()? {
+            return Err(Error::new(
+                ErrorKind::WorkspaceTooSmall,
+                "workspace smaller than Stream::workspace_bytes",
+            ));
+        }
+        let mut ws = Carver::new(workspace)?;
+        let rings = ws.take::<f32>(shape.ring_len)?;
+        let patches = ws.take::<f32>(shape.patch_len)?;
+        let logits = ws.take::<f32>(shape.candidates)?;
+        let weights = ws.take::<f32>(shape.weights)?;
+        let neighbours = ws.take::<f32>(shape.neighbours)?;
+        let indices = ws.take::<u32>(shape.candidates)?;
+        let mut done = Vec::new();
+        for _ in 0..shape.steps.len() {
+            done.push(0).map_err(|_| too_deep())?;
+        }
+        let mut s = Self {
+            net,
+            isa,
+            height,
+            shape,
+            grids,
+            done,
+            rings,
+            patches,
+            logits,
+            weights,
+            neighbours,
+            indices,
+            pushed: 0,
+            pulled: 0,
+            latency: 0,
+        };
+        s.latency = (0..height)
+            .map(|r| s.rows_needed(r) - 1 - r)
+            .max()
+            .unwrap_or(0);
+        Ok(s)
+    }
+
+    /// Image height.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Image width.
+    pub fn width(&self) -> usize {
+        self.shape.width
+    }
+
+    /// Rows pushed so far.
+    pub fn rows_pushed(&self) -> usize {
+        self.pushed
+    }
+
+    /// Output rows pulled so far.
+    pub fn rows_pulled(&self) -> usize {
+        self.pulled
+    }
+
+    /// Output rows that are final and not yet pulled.
+    pub fn pending_rows(&self) -> usize {
+        self.final_rows() - self.pulled
+    }
+
+    /// Most final rows the stream holds before they are pulled. A push that
+    /// would make more rows wait fails with [`ErrorKind::StreamFull`]. After
+    /// pulling every final row, any push of up to [`PUSH_ROWS`] rows fits.
+    pub fn max_pending_rows(&self) -> usize {
+        PUSH_ROWS + self.shape.latency_bound
+    }
+
+    /// Latency in rows: output row `r` is final (can be pulled) once input
+    /// rows `0 ..= min(r + latency_rows(), height − 1)` have been pushed.
+    /// This is the largest lag over the rows of this image (rows near the top
+    /// wait longest, because the search window is shifted there); the exact
+    /// count for one row is [`Stream::rows_needed`]. Every row is final once
+    /// the last row is pushed.
+    pub fn latency_rows(&self) -> usize {
+        self.latency
+    }
+
+    /// Number of input rows that must have been pushed for output row `r` to be
+    /// final (at most `r + 1 + latency_rows()`, and at most the height).
+    pub fn rows_needed(&self, r: usize) -> usize {
+        let net = self.net;
+        let h = self.height;
+        let mut y = r.min(h - 1);
+        for s in (0..net.dncnn().len()).rev() {
+            y = (y + sum_pad(&net.dncnn()[s])).min(h - 1);
+            if s == 0 {
+                break;
+            }
+            let b = &net.n3()[s - 1];
+            let d = &self.grids[s - 1];
+            let p = &b.params;
+            let q = ((y + d.rows.before) / p.stride).min(d.rows.count - 1);
+            let (start, side) = d.rows.window(q, p.window);
+            let e = start + side - 1;
+            let last = (e * p.stride + p.patch - 1 - d.rows.before).min(h - 1);
+            let lag = sum_pad(&b.embed).max(sum_pad(&b.temp));
+            y = y.max((last + lag).min(h - 1));
+        }
+        y + 1
+    }
+
+    /// Output rows final after `pushed` input rows.
+    fn final_after(&self, pushed: usize) -> usize {
+        if pushed >= self.height {
+            return self.height;
+        }
+        // rows_needed is non-decreasing: binary search the first row not final.
+        let (mut lo, mut hi) = (0, self.height);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.rows_needed(mid) <= pushed {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+
+    fn final_rows(&self) -> usize {
+        self.done[self.shape.steps.len() - 1]
+    }
+
+    fn row_len(&self, channels: usize) -> usize {
+        channels * self.shape.width
+    }
+
+    /// Pushes whole input rows (`k · cin · width` values, see the row layout
+    /// on [`Stream`]) and runs every stage as far as they allow.
+    ///
+    /// Errors, before anything is consumed: [`ErrorKind::BufferSize`] if the
+    /// length is not a whole number of rows, [`ErrorKind::PastEnd`] if the
+    /// rows go past the height, [`ErrorKind::NonFiniteInput`] for NaN or
+    /// infinite values, [`ErrorKind::StreamFull`] if more than
+    /// [`Stream::max_pending_rows`] final rows would wait to be pulled.
+    pub fn push_rows(&mut self, rows: &[f32]) -> Result<()> {
+        let len = self.row_len(self.net.cin());
+        if rows.len() % len != 0 {
+            return Err(Error::new(
+                ErrorKind::BufferSize,
+                "pushed length is not a whole number of rows (cin × width values)",
+            ));
+        }
+        let n = rows.len() / len;
+        if n > self.height - self.pushed {
+            return Err(Error::new(
+                ErrorKind::PastEnd,
+                "more rows pushed than the image height",
+            ));
+        }
+        if !rows.iter().all(|v| v.is_finite()) {
+            return Err(Error::new(
+                ErrorKind::NonFiniteInput,
+                "input holds NaN or infinite values",
+            ));
+        }
+        if self.final_after(self.pushed + n) - self.pulled > self.max_pending_rows() {
+            return Err(Error::new(
+                ErrorKind::StreamFull,
+                "too many final rows would wait: pull rows before pushing more",
+            ));
+        }
+        for row in rows.chunks_exact(len) {
+            self.push_one(row)?;
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Copies final output rows (`cout · width` values each, see the row
+    /// layout on [`Stream`]) into `out`, as many as are final and fit, and
+    /// returns how many. Returns 0 when no row is final yet.
+    ///
+    /// [`ErrorKind::BufferSize`] if `out` is not a whole, non-zero number of rows.
+    pub fn pull_rows(&mut self, out: &mut [f32]) -> Result<usize> {
+        let len = self.row_len(self.net.cout());
+        if out.len() < len || out.len() % len != 0 {
+            return Err(Error::new(
+                ErrorKind::BufferSize,
+                "output is not a whole, non-zero number of rows (cout × width values)",
+            ));
+        }
+        let n = self.pending_rows().min(out.len() / len);
+        let fin = self.final_ring();
+        let r = self.shape.rings[fin];
+        let band = self.band(fin);
+        let w = self.shape.width;
+        let data = &self.rings[r.off..][..r.ch * band.plane];
+        for (k, row) in out.chunks_exact_mut(len).take(n).enumerate() {
+            let y = self.pulled + k;
+            for (c, dst) in row.chunks_exact_mut(w).enumerate() {
+                let at = c * band.plane + band.at(y, 0);
+                dst.copy_from_slice(&data[at..at + w]);
+            }
+        }
+        self.pulled += n;
+        Ok(n)
+    }
+
+    /// The output ring of the final DnCNN stage, the last ring created.
+    fn final_ring(&self) -> usize {
+        self.shape.rings.len() - 1
+    }
+
+    fn band(&self, id: usize) -> Band {
+        let r = self.shape.rings[id];
+        let rs = self.shape.width + 2 * self.shape.pad;
+        Band {
+            width: self.shape.width,
+            pad: self.shape.pad,
+            plane: r.cap * rs,
+            first: r.first,
+        }
+    }
+
+    fn range(&self, id: usize) -> core::ops::Range<usize> {
+        let r = self.shape.rings[id];
+        r.off..r.off + r.ch * self.band(id).plane
+    }
+
+    fn push_one(&mut self, row: &[f32]) -> Result<()> {
+        let pg = self.shape.pad;
+        let y = self.pushed;
+        let end = if y + 1 == self.height { 2 * pg } else { pg };
+        self.reserve(0, y + 1 + end)?;
+        let band = self.band(0);
+        let range = self.range(0);
+        let data = &mut self.rings[range];
+        let w = self.shape.width;
+        for (c, src) in row.chunks_exact(w).enumerate() {
+            let at = c * band.plane + band.at(y, 0);
+            data[at..at + w].copy_from_slice(src);
+        }
+        self.shape.rings[0].ready = y + 1 + end;
+        self.pushed += 1;
+        Ok(())
+    }
+
+    /// Lowest padded row of ring `id` some step still reads.
+    fn low_water(&self, id: usize) -> usize {
+        let pg = self.shape.pad;
+        let h = self.height;
+        let mut lo = self.shape.rings[id].ready;
+        if id == self.final_ring() {
+            lo = lo.min(self.pulled + pg);
+        }
+        for (i, st) in self.shape.steps.iter().enumerate() {
+            let done = self.done[i];
+            match *st {
+                Step::Conv {
+                    cnn,
+                    layer,
+                    src,
+                    res,
+                    ..
+                } if done < h => {
+                    let kp = cnn_of(self.net, cnn).layers()[layer].ksize / 2;
+                    if src == id {
+                        lo = lo.min(done + pg - kp);
+                    }
+                    if res == Some(id) {
+                        lo = lo.min(done + pg);
+                    }
+                }
+                Step::Extract(b) => {
+                    let blk = &self.shape.blocks[b];
+                    let d = &self.grids[b];
+                    if done < d.rows.count && (id == blk.x || id == blk.emb || id == blk.tmp) {
+                        let top = (done * d.rows.stride).saturating_sub(d.rows.before);
+                        lo = lo.min(top + pg);
+                    }
+                }
+                Step::Finish(b) if done < h && id == self.shape.blocks[b].x => {
+                    lo = lo.min(done + pg);
+                }
+                _ => {}
+            }
+        }
+        lo
+    }
+
+    /// Makes padded rows up to `hi` present (zeroed) in ring `id`, moving the
+    /// rows still needed to the front of the buffer when it is full.
+    fn reserve(&mut self, id: usize, hi: usize) -> Result<()> {
+        let r = self.shape.rings[id];
+        if hi <= r.hi {
+            return Ok(());
+        }
+        if hi - r.first > r.cap {
+            let lo = self.low_water(id).clamp(r.first, r.hi);
+            let band = self.band(id);
+            let rs = band.row_stride();
+            let range = self.range(id);
+            let data = &mut self.rings[range];
+            for c in 0..r.ch {
+                let plane = &mut data[c * band.plane..][..band.plane];
+                plane.copy_within((lo - r.first) * rs..(r.hi - r.first) * rs, 0);
+            }
+            self.shape.rings[id].first = lo;
+        }
+        let r = self.shape.rings[id];
+        if hi - r.first > r.cap {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "stream row buffer overflow (internal sizing error)",
+            ));
+        }
+        let band = self.band(id);
+        let rs = band.row_stride();
+        let range = self.range(id);
+        let data = &mut self.rings[range];
+        for c in 0..r.ch {
+            let plane = &mut data[c * band.plane..][..band.plane];
+            plane[(r.hi - r.first) * rs..(hi - r.first) * rs].fill(0.0);
+        }
+        self.shape.rings[id].hi = hi;
+        Ok(())
+    }
+
+    /// Runs the deepest step that can make progress, until none can.
+    fn drain(&mut self) -> Result<()> {
+        'outer: loop {
+            for i in (0..self.shape.steps.len()).rev() {
+                if self.try_step(i)? {
+                    continue 'outer;
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    fn try_step(&mut self, i: usize) -> Result<bool> {
+        let pg = self.shape.pad;
+        let h = self.height;
+        let done = self.done[i];
+        match self.shape.steps[i] {
+            Step::Conv {
+                cnn,
+                layer,
+                src,
+                dst,
+                res,
+            } => {
+                let l = &cnn_of(self.net, cnn).layers()[layer];
+                if done == h || self.shape.rings[src].ready < done + pg + l.ksize / 2 + 1 {
+                    return Ok(false);
+                }
+                self.conv_row(l, src, dst, res, done)?;
+            }
+            Step::Extract(b) => {
+                let d = self.grids[b];
+                let q = self.done[i + 1];
+                if done == d.rows.count || q == d.rows.count {
+                    return Ok(false);
+                }
+                let (start, side) = d.rows.window(q, self.net.n3()[b].params.window);
+                if done >= start + side {
+                    return Ok(false);
+                }
+                let last = (done * d.rows.stride + d.rows.patch - 1 - d.rows.before).min(h - 1);
+                let blk = self.shape.blocks[b];
+                let need = last + pg + 1;
+                let rings = &self.shape.rings;
+                if [blk.x, blk.emb, blk.tmp]
+                    .iter()
+                    .any(|&r| rings[r].ready < need)
+                {
+                    return Ok(false);
+                }
+                self.extract(b, done);
+            }
+            Step::Query(b) => {
+                let d = self.grids[b];
+                let extracted = self.done[i - 1];
+                if done == d.rows.count {
+                    return Ok(false);
+                }
+                let (start, side) = d.rows.window(done, self.net.n3()[b].params.window);
+                if extracted < start + side {
+                    return Ok(false);
+                }
+                self.query(b, done)?;
+            }
+            Step::Finish(b) => {
+                let d = self.grids[b];
+                let queried = self.done[i - 1];
+                if done == h {
+                    return Ok(false);
+                }
+                let cover = ((done + d.rows.before) / d.rows.stride).min(d.rows.count - 1);
+                if queried <= cover {
+                    return Ok(false);
+                }
+                self.finish(b, done)?;
+            }
+        }
+        self.done[i] += 1;
+        Ok(true)
+    }
+
+    fn conv_row(
+        &mut self,
+        l: &crate::model::ConvLayer<'_>,
+        src: usize,
+        dst: usize,
+        res: Option<usize>,
+        y: usize,
+    ) -> Result<()> {
+        let pg = self.shape.pad;
+        let end = if y + 1 == self.height { 2 * pg } else { pg };
+        self.reserve(dst, y + 1 + end)?;
+        let (sb, db) = (self.band(src), self.band(dst));
+        let (input, output) = {
+            let (r, w) = (self.range(src), self.range(dst));
+            two(self.rings, r, w)
+        };
+        conv2d_band(self.isa, l, sb, input, db, output, y..y + 1)?;
+        if let Some(res) = res {
+            let rb = self.band(res);
+            let ch = self.shape.rings[res].ch.min(self.shape.rings[dst].ch);
+            let (input, output) = {
+                let (r, w) = (self.range(res), self.range(dst));
+                two(self.rings, r, w)
+            };
+            let w = db.width;
+            for c in 0..ch {
+                let (a, o) = (c * rb.plane + rb.at(y, 0), c * db.plane + db.at(y, 0));
+                for (d, s) in output[o..o + w].iter_mut().zip(&input[a..a + w]) {
+                    *d += *s;
+                }
+            }
+        }
+        self.shape.rings[dst].ready = y + 1 + end;
+        Ok(())
+    }
+
+    fn extract(&mut self, b: usize, i: usize) {
+        let blk = self.shape.blocks[b];
+        let d = self.grids[b];
+        let block = &self.net.n3()[b];
+        let view = |id: usize| (self.band(id), self.range(id));
+        let [x, e, t] = [blk.x, blk.emb, blk.tmp].map(view);
+        let rings = &*self.rings;
+        let planes = |(band, range): (Band, core::ops::Range<usize>)| Planes {
+            band,
+            data: &rings[range],
+        };
+        let (x, e, t) = (planes(x), planes(e), planes(t));
+        let mut slots = patch_slots(&blk, &mut self.patches[blk.off..][..blk.patch_len()]);
+        extract_row(&block.params, &d, block.cin(), x, e, t, i, &mut slots);
+    }
+
+    fn query(&mut self, b: usize, i: usize) -> Result<()> {
+        let blk = self.shape.blocks[b];
+        let d = self.grids[b];
+        let block = &self.net.n3()[b];
+        let s = &block.params;
+        let top = (i * s.stride).saturating_sub(d.rows.before);
+        let bottom = (i * s.stride + s.patch - d.rows.before).min(self.height);
+        let pg = self.shape.pad;
+        self.reserve(blk.out, bottom.max(top) + pg)?;
+        let band = self.band(blk.out);
+        let range = self.range(blk.out);
+        let slots = patch_slots(&blk, &mut self.patches[blk.off..][..blk.patch_len()]);
+        let mut scratch = QueryScratch {
+            indices: &mut *self.indices,
+            logits: &mut *self.logits,
+            weights: &mut *self.weights,
+            neighbours: &mut self.neighbours[..d.k * d.input_dim],
+        };
+        let out = &mut self.rings[range];
+        query_row(
+            self.isa,
+            s,
+            &d,
+            block.cin(),
+            i,
+            &slots,
+            &mut scratch,
+            band,
+            out,
+        )
+    }
+
+    fn finish(&mut self, b: usize, y: usize) -> Result<()> {
+        let blk = self.shape.blocks[b];
+        let d = self.grids[b];
+        let pg = self.shape.pad;
+        let (xb, ob) = (self.band(blk.x), self.band(blk.out));
+        let (x, out) = {
+            let (r, w) = (self.range(blk.x), self.range(blk.out));
+            two(self.rings, r, w)
+        };
+        let x = Planes { band: xb, data: x };
+        finish_rows(&d, self.net.n3()[b].cin(), x, ob, out, y..y + 1);
+        let end = if y + 1 == self.height {
+            self.reserve(blk.out, y + 1 + 2 * pg)?;
+            2 * pg
+        } else {
+            pg
+        };
+        self.shape.rings[blk.out].ready = y + 1 + end;
+        Ok(())
+    }
+}
+
+fn patch_slots<'a>(blk: &Block, data: &'a mut [f32]) -> PatchSlots<'a> {
+    let e = blk.slots * blk.n2 * blk.embed_dim;
+    let v = blk.slots * blk.n2 * blk.input_dim;
+    let (embed, rest) = data.split_at_mut(e);
+    let (input, temps) = rest.split_at_mut(v);
+    PatchSlots {
+        slots: blk.slots,
+        embed,
+        input,
+        temps,
+    }
+}
+
+/// Disjoint views of an arena: `r` to read, `w` to write.
+fn two(
+    arena: &mut [f32],
+    r: core::ops::Range<usize>,
+    w: core::ops::Range<usize>,
+) -> (&[f32], &mut [f32]) {
+    if r.start < w.start {
+        let (a, b) = arena.split_at_mut(w.start);
+        (&a[r], &mut b[..w.len()])
+    } else {
+        let (a, b) = arena.split_at_mut(r.start);
+        (&b[..r.len()], &mut a[w])
+    }
+}

@@ -1,0 +1,169 @@
+//! Random-weight networks and a seeded PRNG shared by the integration tests.
+#![allow(dead_code)]
+
+use n3net_core::{Cnn, ConvLayer, N3Block, N3Params, Network};
+
+/// A small LCG: deterministic, no dependencies.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Next 64 pseudo-random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 ^ (self.0 >> 29)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f32) / (1u64 << 24) as f32
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() >> 33) as usize % (hi - lo + 1)
+    }
+}
+
+/// Hyper-parameters of a random N³Net.
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    /// Input channels (1, or 2 with a noise map).
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Hidden features of every CNN.
+    pub features: usize,
+    /// Convolutions per DnCNN stage.
+    pub dncnn_depth: usize,
+    /// Convolutions of the embedding and temperature CNNs.
+    pub embed_depth: usize,
+    /// Channels of the N³ block input and of the embedding.
+    pub channels: usize,
+    /// N³ blocks.
+    pub blocks: usize,
+    /// Block parameters.
+    pub n3: N3Params,
+}
+
+impl Spec {
+    /// The paper's model: 2 blocks, k = 7, patch 10, stride 5, window 15,
+    /// 64 features, DnCNN depth 6, embedding depth 3.
+    pub fn paper(cin: usize) -> Self {
+        Self {
+            cin,
+            cout: 1,
+            features: 64,
+            dncnn_depth: 6,
+            embed_depth: 3,
+            channels: 8,
+            blocks: 2,
+            n3: N3Params {
+                k: 7,
+                patch: 10,
+                stride: 5,
+                window: 15,
+                temp_bias: 0.1,
+                logit_scale: 0.05,
+                logit_shift: 0.1,
+            },
+        }
+    }
+}
+
+struct Shape {
+    cin: usize,
+    cout: usize,
+    relu: bool,
+}
+
+/// Weights of a random network; [`RandomNet::network`] borrows them.
+pub struct RandomNet {
+    spec: Spec,
+    store: Vec<f32>,
+    cnns: Vec<(Vec<Shape>, bool)>,
+}
+
+fn chain(cin: usize, hidden: usize, cout: usize, depth: usize) -> Vec<Shape> {
+    (0..depth)
+        .map(|l| Shape {
+            cin: if l == 0 { cin } else { hidden },
+            cout: if l + 1 == depth { cout } else { hidden },
+            relu: l + 1 != depth,
+        })
+        .collect()
+}
+
+impl RandomNet {
+    /// Random weights for `spec`, from `seed`.
+    pub fn new(spec: Spec, seed: u64) -> Self {
+        let s = &spec;
+        let wide = s.channels * (s.n3.k + 1);
+        let mut cnns = Vec::new();
+        for i in 0..=s.blocks {
+            let cin = if i == 0 { s.cin } else { wide };
+            let cout = if i == s.blocks { s.cout } else { s.channels };
+            cnns.push((chain(cin, s.features, cout, s.dncnn_depth), true));
+        }
+        for _ in 0..s.blocks {
+            let e = chain(s.channels, s.features, s.channels, s.embed_depth);
+            cnns.push((e, false));
+            let t = chain(s.channels, s.features, 1, s.embed_depth);
+            cnns.push((t, false));
+        }
+        let mut rng = Rng(seed);
+        let mut store = Vec::new();
+        for (layers, _) in &cnns {
+            for l in layers {
+                let a = (3.0 / (l.cin * 9) as f32).sqrt();
+                for _ in 0..l.cout * l.cin * 9 {
+                    store.push((rng.unit() * 2.0 - 1.0) * a);
+                }
+                for _ in 0..l.cout {
+                    store.push((rng.unit() - 0.5) * 0.1);
+                }
+            }
+        }
+        Self { spec, store, cnns }
+    }
+
+    /// The network over the stored weights.
+    pub fn network(&self) -> Network<'_> {
+        let mut at = 0;
+        let mut built = Vec::new();
+        for (layers, residual) in &self.cnns {
+            let mut ls = Vec::new();
+            for l in layers {
+                let wn = l.cout * l.cin * 9;
+                ls.push(ConvLayer {
+                    cin: l.cin,
+                    cout: l.cout,
+                    ksize: 3,
+                    relu: l.relu,
+                    weight: &self.store[at..at + wn],
+                    bias: &self.store[at + wn..at + wn + l.cout],
+                });
+                at += wn + l.cout;
+            }
+            built.push(Cnn::new(&ls, *residual).expect("cnn"));
+        }
+        let nb = self.spec.blocks;
+        let dncnn = &built[..=nb];
+        let n3: Vec<N3Block<'_>> = (0..nb)
+            .map(|i| N3Block {
+                embed: built[nb + 1 + 2 * i].clone(),
+                temp: built[nb + 2 + 2 * i].clone(),
+                params: self.spec.n3,
+            })
+            .collect();
+        Network::new(dncnn, &n3).expect("network")
+    }
+}
+
+/// A random image of `c` planes of `h × w`, values in `[0, 1)`.
+pub fn image(c: usize, h: usize, w: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng(seed);
+    (0..c * h * w).map(|_| rng.unit()).collect()
+}

@@ -1,0 +1,373 @@
+//! The streaming executor against the whole-image plan: bit-identical output
+//! for every way of pushing rows, bounded memory, latency and errors.
+
+mod common;
+
+use common::{image, RandomNet, Rng, Spec};
+use n3net_core::exec::stream::{Stream, PUSH_ROWS};
+use n3net_core::{ErrorKind, Isa, Network, Plan};
+
+/// The whole-image output of `net`.
+fn whole(net: &Network<'_>, input: &[f32], h: usize, w: usize, isa: Isa) -> Vec<f32> {
+    let plan = Plan::new(net, h, w, isa).expect("plan");
+    let mut ws = vec![0u8; plan.workspace_bytes()];
+    let mut out = vec![0.0; net.cout() * h * w];
+    plan.run(input, &mut out, &mut ws).expect("run");
+    out
+}
+
+/// Planes (`c × h × w`) → rows (`h × c × w`), the stream's layout.
+fn to_rows(planes: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut rows = vec![0.0; planes.len()];
+    for ch in 0..c {
+        for y in 0..h {
+            let src = &planes[(ch * h + y) * w..][..w];
+            rows[(y * c + ch) * w..][..w].copy_from_slice(src);
+        }
+    }
+    rows
+}
+
+/// Streams `input` (rows layout) pushing `chunk(i)` rows at the i-th push and
+/// pulling after every push; returns the output rows.
+fn streamed(
+    net: &Network<'_>,
+    rows: &[f32],
+    h: usize,
+    w: usize,
+    isa: Isa,
+    chunk: &mut dyn FnMut(usize) -> usize,
+) -> Vec<f32> {
+    let mut ws = vec![0u8; Stream::workspace_bytes(net, w).expect("bytes")];
+    let mut s = Stream::new(net, h, w, isa, &mut ws).expect("stream");
+    let (rin, rout) = (net.cin() * w, net.cout() * w);
+    let mut out = vec![0.0; rout * h];
+    let mut got = 0;
+    let mut push = 0;
+    let mut i = 0;
+    while push < h {
+        let n = chunk(i).clamp(1, h - push);
+        i += 1;
+        s.push_rows(&rows[push * rin..(push + n) * rin])
+            .expect("push");
+        push += n;
+        got += s.pull_rows(&mut out[got * rout..]).unwrap_or(0);
+    }
+    assert_eq!(got, h, "every row final after the last push");
+    assert_eq!(s.pending_rows(), 0);
+    out
+}
+
+fn assert_bits(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len());
+    let bad = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x.to_bits() != y.to_bits());
+    if let Some(i) = bad {
+        panic!("{what}: first difference at {i}: {} vs {}", a[i], b[i]);
+    }
+}
+
+fn check_sizes(spec: Spec, sizes: &[(usize, usize)], chunks: &[usize]) {
+    let rn = RandomNet::new(spec, 11);
+    let net = rn.network();
+    let isa = Isa::detect();
+    for &(h, w) in sizes {
+        let input = image(net.cin(), h, w, (h * 1000 + w) as u64);
+        let want = to_rows(&whole(&net, &input, h, w, isa), net.cout(), h, w);
+        let rows = to_rows(&input, net.cin(), h, w);
+        for &c in chunks {
+            let got = streamed(&net, &rows, h, w, isa, &mut |_| c);
+            assert_bits(&got, &want, &format!("{h}x{w} cin {} by {c}", net.cin()));
+        }
+    }
+}
+
+#[test]
+fn paper_model_matches_the_plan_bit_for_bit() {
+    check_sizes(
+        Spec::paper(1),
+        &[(64, 64), (97, 131), (481, 321)],
+        &[1, 7, PUSH_ROWS],
+    );
+}
+
+#[test]
+fn noise_conditioned_model_matches_the_plan_bit_for_bit() {
+    check_sizes(Spec::paper(2), &[(64, 64), (97, 131)], &[1, 7, PUSH_ROWS]);
+    // Smaller CNNs (16 features) keep the large sizes affordable at -j 1.
+    let mut spec = Spec::paper(2);
+    spec.features = 16;
+    check_sizes(spec, &[(481, 321)], &[1, 7, PUSH_ROWS]);
+}
+
+#[test]
+fn large_image_matches_the_plan_bit_for_bit() {
+    // 1024×700 with the paper's block geometry (2 blocks, k = 7, patch 10,
+    // stride 5, window 15, depths 6 and 3) but 16 CNN features instead of 64,
+    // so that three streamed runs and the plan fit the test budget.
+    let mut spec = Spec::paper(1);
+    spec.features = 16;
+    check_sizes(spec, &[(1024, 700)], &[1, 7, PUSH_ROWS]);
+}
+
+#[test]
+fn reference_kernels_stream_identically() {
+    let mut spec = Spec::paper(1);
+    spec.features = 8;
+    let rn = RandomNet::new(spec, 5);
+    let net = rn.network();
+    let (h, w) = (83, 61);
+    let input = image(1, h, w, 9);
+    let want = whole(&net, &input, h, w, Isa::Generic);
+    let got = streamed(&net, &input, h, w, Isa::Generic, &mut |i| 1 + i % 5);
+    assert_bits(&got, &want, "generic");
+}
+
+/// A random small network: every hyper-parameter drawn, patch grids from
+/// 1×1 patches to windows larger than the grid.
+fn random_spec(rng: &mut Rng) -> Spec {
+    let patch = rng.range(1, 6);
+    let mut spec = Spec::paper(rng.range(1, 2));
+    spec.features = rng.range(2, 6);
+    spec.dncnn_depth = rng.range(1, 3);
+    spec.embed_depth = rng.range(1, 2);
+    spec.channels = rng.range(1, 3);
+    spec.blocks = rng.range(0, 2);
+    spec.n3.k = rng.range(1, 3);
+    spec.n3.patch = patch;
+    spec.n3.stride = rng.range(1, patch);
+    spec.n3.window = 2 * rng.range(1, 3) + 1;
+    spec
+}
+
+#[test]
+fn property_any_size_any_pushes() {
+    let mut rng = Rng(2024);
+    let isa = Isa::detect();
+    let mut ran = 0;
+    for case in 0..60 {
+        let spec = random_spec(&mut rng);
+        let rn = RandomNet::new(spec, case);
+        let net = rn.network();
+        let (h, w) = match case % 6 {
+            0 => (1, rng.range(1, 40)),
+            1 => (rng.range(1, 40), 1),
+            2 => (rng.range(1, spec.n3.patch), rng.range(1, 50)),
+            _ => (rng.range(1, 70), rng.range(1, 70)),
+        };
+        let what = format!("case {case} {h}x{w} {spec:?}");
+        let plan = Plan::new(&net, h, w, isa);
+        let bytes = Stream::workspace_bytes(&net, w);
+        let mut ws = vec![0u8; *bytes.as_ref().unwrap_or(&0)];
+        let stream = Stream::new(&net, h, w, isa, &mut ws);
+        match (&plan, &stream) {
+            (Err(a), Err(b)) => {
+                assert_eq!(a.kind(), b.kind(), "{what}");
+                continue;
+            }
+            (Ok(_), Ok(_)) => {}
+            _ => panic!("{what}: plan {:?} vs stream {:?}", plan.err(), stream.err()),
+        }
+        drop(stream);
+        let input = image(net.cin(), h, w, case + 100);
+        let want = to_rows(&whole(&net, &input, h, w, isa), net.cout(), h, w);
+        let rows = to_rows(&input, net.cin(), h, w);
+        let mut prng = Rng(case);
+        let got = streamed(&net, &rows, h, w, isa, &mut |_| prng.range(1, 12));
+        assert_bits(&got, &want, &what);
+        ran += 1;
+    }
+    assert!(ran >= 25, "only {ran} cases could run");
+}
+
+#[test]
+fn workspace_does_not_grow_with_height() {
+    let rn = RandomNet::new(Spec::paper(1), 3);
+    let net = rn.network();
+    let w = 96;
+    // The query does not even take the height; a stream of any height runs
+    // inside exactly that many bytes.
+    let bytes = Stream::workspace_bytes(&net, w).unwrap();
+    let mut ws = vec![0u8; bytes];
+    for h in [64, 1000, 100_000] {
+        let s = Stream::new(&net, h, w, Isa::detect(), &mut ws).expect("fits");
+        assert!(s.latency_rows() > 0);
+    }
+    // The whole-image plan grows with the height; the stream is smaller
+    // already at 1000 rows.
+    let plan = Plan::new(&net, 1000, w, Isa::detect()).unwrap();
+    assert!(plan.workspace_bytes() > bytes);
+    // And a tall image really runs to the end in it (small CNNs for time).
+    let mut spec = Spec::paper(1);
+    spec.features = 4;
+    let small = RandomNet::new(spec, 4);
+    let net = small.network();
+    let (h, w) = (3000, 40);
+    let input = image(1, h, w, 1);
+    let want = whole(&net, &input, h, w, Isa::detect());
+    let got = streamed(&net, &input, h, w, Isa::detect(), &mut |i| {
+        [1, 64, 13][i % 3]
+    });
+    assert_bits(&got, &want, "3000 rows");
+}
+
+fn tiny() -> RandomNet {
+    let mut spec = Spec::paper(1);
+    spec.features = 4;
+    RandomNet::new(spec, 8)
+}
+
+#[test]
+fn errors_are_specific_and_consume_nothing() {
+    let rn = tiny();
+    let net = rn.network();
+    let (h, w) = (600, 30);
+    let bytes = Stream::workspace_bytes(&net, w).unwrap();
+    let mut short = vec![0u8; bytes - 1];
+    // Short by one byte: the slack for alignment may absorb it only if the
+    // buffer happens to be aligned; one cache line less never fits.
+    let mut shorter = vec![0u8; bytes - 64];
+    let e = Stream::new(&net, h, w, Isa::detect(), &mut shorter)
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::WorkspaceTooSmall);
+    let e = Stream::new(&net, h, w, Isa::detect(), &mut short)
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::WorkspaceTooSmall);
+    assert_eq!(
+        Stream::new(&net, 0, w, Isa::detect(), &mut vec![0u8; bytes])
+            .err()
+            .unwrap()
+            .kind(),
+        ErrorKind::ImageTooSmall
+    );
+    assert_eq!(
+        Stream::workspace_bytes(&net, 9).unwrap_err().kind(),
+        ErrorKind::ImageTooSmall
+    );
+
+    let mut ws = vec![0u8; bytes];
+    let mut s = Stream::new(&net, h, w, Isa::detect(), &mut ws).unwrap();
+    let row = vec![0.5f32; w];
+    let mut out = vec![0.0f32; w * h];
+    // Wrong lengths.
+    assert_eq!(
+        s.push_rows(&row[..w - 1]).unwrap_err().kind(),
+        ErrorKind::BufferSize
+    );
+    assert_eq!(
+        s.pull_rows(&mut out[..w - 1]).unwrap_err().kind(),
+        ErrorKind::BufferSize
+    );
+    assert_eq!(
+        s.pull_rows(&mut out[..w + 1]).unwrap_err().kind(),
+        ErrorKind::BufferSize
+    );
+    assert_eq!(
+        s.pull_rows(&mut []).unwrap_err().kind(),
+        ErrorKind::BufferSize
+    );
+    // Non-finite input.
+    let mut bad = row.clone();
+    bad[3] = f32::NAN;
+    assert_eq!(
+        s.push_rows(&bad).unwrap_err().kind(),
+        ErrorKind::NonFiniteInput
+    );
+    // Nothing is final yet: pulling returns 0 rows.
+    s.push_rows(&row).unwrap();
+    assert_eq!(s.pull_rows(&mut out).unwrap(), 0);
+    assert_eq!(s.rows_pushed(), 1);
+    // Too many rows at once would leave too many final rows waiting.
+    let all = vec![0.5f32; w * (h - 1)];
+    assert_eq!(s.push_rows(&all).unwrap_err().kind(), ErrorKind::StreamFull);
+    assert_eq!(s.rows_pushed(), 1, "a failed push consumes nothing");
+    // Pushing without pulling fills the stream, then pulling frees it.
+    let mut pushed = 1;
+    let err = loop {
+        match s.push_rows(&row) {
+            Ok(()) => pushed += 1,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(err.kind(), ErrorKind::StreamFull);
+    let pending = s.pending_rows();
+    assert!(pending <= s.max_pending_rows() && pending + 10 > s.max_pending_rows());
+    let mut got = s.pull_rows(&mut out).unwrap();
+    assert_eq!(got, pending);
+    while pushed < h {
+        let n = PUSH_ROWS.min(h - pushed);
+        s.push_rows(&vec![0.5f32; n * w]).unwrap();
+        pushed += n;
+        got += s.pull_rows(&mut out[got * w..]).unwrap();
+    }
+    assert_eq!(got, h);
+    // Past the end.
+    assert_eq!(s.push_rows(&row).unwrap_err().kind(), ErrorKind::PastEnd);
+    assert_eq!(s.pull_rows(&mut out).unwrap(), 0);
+}
+
+#[test]
+fn rows_become_final_exactly_at_the_documented_latency() {
+    for (spec, h, w) in [
+        (Spec::paper(1), 160, 48),
+        (
+            Spec {
+                features: 4,
+                ..Spec::paper(2)
+            },
+            97,
+            31,
+        ),
+    ] {
+        let rn = RandomNet::new(spec, 6);
+        let net = rn.network();
+        let mut ws = vec![0u8; Stream::workspace_bytes(&net, w).unwrap()];
+        let mut s = Stream::new(&net, h, w, Isa::detect(), &mut ws).unwrap();
+        let lat = s.latency_rows();
+        let needed: Vec<usize> = (0..h).map(|r| s.rows_needed(r)).collect();
+        for (r, &n) in needed.iter().enumerate() {
+            assert!(n <= (r + 1 + lat).min(h), "row {r}");
+        }
+        // Tight: some row needs exactly `latency` rows beyond it.
+        assert!((0..h).any(|r| needed[r] == r + 1 + lat));
+        let row = vec![0.25f32; net.cin() * w];
+        let mut out = vec![0.0f32; net.cout() * w * h];
+        let mut got = 0;
+        for p in 1..=h {
+            s.push_rows(&row).unwrap();
+            got += s.pull_rows(&mut out[got * net.cout() * w..]).unwrap();
+            let want = if p == h {
+                h
+            } else {
+                needed.iter().filter(|&&n| n <= p).count()
+            };
+            assert_eq!(got, want, "after {p} rows");
+        }
+    }
+}
+
+/// Numbers for the report: `cargo test --release -p n3net-core --test stream
+/// -- --nocapture report`.
+#[test]
+fn report_workspace_and_latency() {
+    let rn = RandomNet::new(Spec::paper(1), 1);
+    let net = rn.network();
+    for w in [640, 1920, 4000, 8000] {
+        let b = Stream::workspace_bytes(&net, w).unwrap();
+        println!("stream workspace, paper model, width {w}: {b} bytes");
+    }
+    let mut ws = vec![0u8; Stream::workspace_bytes(&net, 321).unwrap()];
+    let s = Stream::new(&net, 481, 321, Isa::detect(), &mut ws).unwrap();
+    println!(
+        "481x321: latency {} rows, max pending {} rows, stream workspace {} bytes",
+        s.latency_rows(),
+        s.max_pending_rows(),
+        ws.len()
+    );
+    let plan = Plan::new(&net, 481, 321, Isa::detect()).unwrap();
+    println!("481x321 whole-image plan: {} bytes", plan.workspace_bytes());
+}
