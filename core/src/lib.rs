@@ -9,6 +9,27 @@
 //! exact workspace size, and [`exec::Plan::run`] denoises inside a workspace the
 //! caller provides. Nothing here allocates.
 //!
+//! ## Bounded memory: streaming rows
+//!
+//! [`exec::stream::Stream`] runs the same network over rows pushed in order
+//! and hands back final output rows, bit-for-bit the output of
+//! [`exec::Plan::run`]. Its workspace depends on the network and the width
+//! only ([`exec::stream::Stream::workspace_bytes`]), never on the height, so
+//! images of any height run in a fixed buffer. The height is still given up
+//! front, because the N³ patch grid, its padding and the border search windows
+//! are computed from the whole image. Output row `r` is final once
+//! `r + 1 + latency_rows()` input rows are pushed (or the whole image);
+//! [`exec::stream::Stream::rows_needed`] gives the exact count per row.
+//!
+//! ```text
+//! let mut ws = vec![0u8; Stream::workspace_bytes(&net, width)?];
+//! let mut s = Stream::new(&net, height, width, isa, &mut ws)?;
+//! for chunk in input_rows.chunks(width * cin * 16) {
+//!     s.push_rows(chunk)?;                 // up to PUSH_ROWS rows at a time
+//!     let n = s.pull_rows(&mut out_buf)?;  // 0.. final rows
+//! }
+//! ```
+//!
 //! The domain-agnostic parts of the N³ block are public on their own, for data
 //! that is not an image: [`n3::relax`] (distances and a temperature → `k` weight
 //! vectors, the paper's continuous nearest-neighbour relaxation) and
@@ -21,7 +42,8 @@
 //!   aggregation ([`n3::aggregate`]), the relaxation ([`n3::relax`]), and the
 //!   whole image block with its fold ([`n3::block`]).
 //! - [`model`]: the network description and its validation.
-//! - [`exec`]: workspace planning and whole-image execution.
+//! - [`exec`]: workspace planning, whole-image execution, and streaming
+//!   execution over rows ([`exec::stream`]).
 #![no_std]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

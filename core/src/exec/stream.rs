@@ -168,21 +168,36 @@ impl Shape {
             neighbours: 0,
             latency_bound: 0,
         };
-        let conv_cap = 3 * pg + 4;
+        // Ring capacities in padded rows. Under depth-first scheduling a
+        // producer adds a row only when its consumers lack one, so a ring holds
+        // its consumers' halo plus the row being added; at the bottom the `pg`
+        // zero rows come with the last row. `margin` covers those and leaves
+        // room so that compaction does not run on every row.
+        let margin = 3 * pg + 4;
+        // Between two convolutions: the consumer's 2·k/2 + 1 rows, one new
+        // row, the bottom zero rows, one spare.
+        let hidden = 3 * pg + 2;
         let nb = net.n3().len();
-        let input = s.ring(net.cin(), sum_pad(&net.dncnn()[0]) + conv_cap)?;
+        // The network input: the first stage's halo (its residual reads rows
+        // as far back as the stage's summed padding).
+        let input = s.ring(net.cin(), sum_pad(&net.dncnn()[0]) + margin)?;
         let mut src = input;
         for (i, dn) in net.dncnn().iter().enumerate() {
             s.latency_bound = add(s.latency_bound, sum_pad(dn))?;
             let last_cap = if i < nb {
+                // An N³ block input: read from the first row not yet finished
+                // up to the rows the next patch extraction needs, at most a
+                // search window of patch rows plus a patch (and the embedding
+                // CNN's halo) apart.
                 let b = &net.n3()[i];
                 let p = &b.params;
                 let e = sum_pad(&b.embed).max(sum_pad(&b.temp));
-                add(mul(p.window, p.stride)?, p.patch + e + conv_cap + 4)?
+                add(mul(p.window, p.stride)?, p.patch + e + margin)?
             } else {
-                PUSH_ROWS + conv_cap // + the latency bound, added below
+                // The final output: the rows waiting to be pulled.
+                PUSH_ROWS + margin // + the latency bound, added below
             };
-            let x = s.cnn(Which::Dncnn(i), dn, src, Some(src), conv_cap, last_cap)?;
+            let x = s.cnn(Which::Dncnn(i), dn, src, Some(src), hidden, last_cap)?;
             if i == nb {
                 let l = s.latency_bound;
                 s.rings[x].cap += l;
@@ -190,24 +205,14 @@ impl Shape {
             }
             let b = &net.n3()[i];
             let p = &b.params;
-            let emb = s.cnn(
-                Which::Embed(i),
-                &b.embed,
-                x,
-                None,
-                conv_cap,
-                p.patch + conv_cap,
-            )?;
-            let tmp = s.cnn(
-                Which::Temp(i),
-                &b.temp,
-                x,
-                None,
-                conv_cap,
-                p.patch + conv_cap,
-            )?;
+            // Embedding and temperature maps: one patch row's rows.
+            let patch_cap = p.patch + margin;
+            let emb = s.cnn(Which::Embed(i), &b.embed, x, None, hidden, patch_cap)?;
+            let tmp = s.cnn(Which::Temp(i), &b.temp, x, None, hidden, patch_cap)?;
+            // The block output: the fold sums of the patch row being answered,
+            // and the finished rows the next stage still reads (its halo).
             let next = &net.dncnn()[i + 1];
-            let out_cap = p.patch + p.stride + sum_pad(next) + conv_cap + 4;
+            let out_cap = p.patch + p.stride + sum_pad(next) + margin;
             let out = s.ring(b.cout(), out_cap)?;
             for st in [Step::Extract(i), Step::Query(i), Step::Finish(i)] {
                 s.steps.push(st).map_err(|_| too_deep())?;
