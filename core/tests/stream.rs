@@ -147,6 +147,8 @@ fn random_spec(rng: &mut Rng) -> Spec {
     spec.n3.patch = patch;
     spec.n3.stride = rng.range(1, patch);
     spec.n3.window = 2 * rng.range(1, 3) + 1;
+    const KERNELS: [&[usize]; 5] = [&[3], &[1, 3], &[5, 3], &[3, 1, 5], &[1]];
+    spec.kernels = KERNELS[rng.range(0, KERNELS.len() - 1)];
     spec
 }
 
@@ -202,6 +204,11 @@ fn workspace_does_not_grow_with_height() {
     for h in [64, 1000, 100_000] {
         let s = Stream::new(&net, h, w, Isa::detect(), &mut ws).expect("fits");
         assert!(s.latency_rows() > 0);
+    }
+    // Any alignment of the caller's buffer works with the queried size.
+    let mut big = vec![0u8; bytes + 3];
+    for shift in 0..4 {
+        Stream::new(&net, 64, w, Isa::detect(), &mut big[shift..shift + bytes]).expect("aligned");
     }
     // The whole-image plan grows with the height; the stream is smaller
     // already at 1000 rows.
@@ -378,4 +385,10 @@ fn report_workspace_and_latency() {
     );
     let plan = Plan::new(&net, 481, 321, Isa::detect()).unwrap();
     println!("481x321 whole-image plan: {} bytes", plan.workspace_bytes());
+    // The latency depends on the height only (through the grid padding).
+    let mut ws = vec![0u8; Stream::workspace_bytes(&net, 64).unwrap()];
+    for h in [64, 97, 480, 481, 1024, 1080, 100_000] {
+        let s = Stream::new(&net, h, 64, Isa::detect(), &mut ws).unwrap();
+        println!("height {h}: latency {} rows", s.latency_rows());
+    }
 }

@@ -46,6 +46,8 @@ pub struct Spec {
     pub blocks: usize,
     /// Block parameters.
     pub n3: N3Params,
+    /// Kernel sides, layer `l` of every CNN using `kernels[l % len]`.
+    pub kernels: &'static [usize],
 }
 
 impl Spec {
@@ -69,6 +71,7 @@ impl Spec {
                 logit_scale: 0.05,
                 logit_shift: 0.1,
             },
+            kernels: &[3],
         }
     }
 }
@@ -77,6 +80,7 @@ struct Shape {
     cin: usize,
     cout: usize,
     relu: bool,
+    ksize: usize,
 }
 
 /// Weights of a random network; [`RandomNet::network`] borrows them.
@@ -86,12 +90,13 @@ pub struct RandomNet {
     cnns: Vec<(Vec<Shape>, bool)>,
 }
 
-fn chain(cin: usize, hidden: usize, cout: usize, depth: usize) -> Vec<Shape> {
+fn chain(cin: usize, hidden: usize, cout: usize, depth: usize, kernels: &[usize]) -> Vec<Shape> {
     (0..depth)
         .map(|l| Shape {
             cin: if l == 0 { cin } else { hidden },
             cout: if l + 1 == depth { cout } else { hidden },
             relu: l + 1 != depth,
+            ksize: kernels[l % kernels.len()],
         })
         .collect()
 }
@@ -105,20 +110,21 @@ impl RandomNet {
         for i in 0..=s.blocks {
             let cin = if i == 0 { s.cin } else { wide };
             let cout = if i == s.blocks { s.cout } else { s.channels };
-            cnns.push((chain(cin, s.features, cout, s.dncnn_depth), true));
+            cnns.push((chain(cin, s.features, cout, s.dncnn_depth, s.kernels), true));
         }
         for _ in 0..s.blocks {
-            let e = chain(s.channels, s.features, s.channels, s.embed_depth);
+            let e = chain(s.channels, s.features, s.channels, s.embed_depth, s.kernels);
             cnns.push((e, false));
-            let t = chain(s.channels, s.features, 1, s.embed_depth);
+            let t = chain(s.channels, s.features, 1, s.embed_depth, s.kernels);
             cnns.push((t, false));
         }
         let mut rng = Rng(seed);
         let mut store = Vec::new();
         for (layers, _) in &cnns {
             for l in layers {
-                let a = (3.0 / (l.cin * 9) as f32).sqrt();
-                for _ in 0..l.cout * l.cin * 9 {
+                let kk = l.ksize * l.ksize;
+                let a = (3.0 / (l.cin * kk) as f32).sqrt();
+                for _ in 0..l.cout * l.cin * kk {
                     store.push((rng.unit() * 2.0 - 1.0) * a);
                 }
                 for _ in 0..l.cout {
@@ -136,11 +142,11 @@ impl RandomNet {
         for (layers, residual) in &self.cnns {
             let mut ls = Vec::new();
             for l in layers {
-                let wn = l.cout * l.cin * 9;
+                let wn = l.cout * l.cin * l.ksize * l.ksize;
                 ls.push(ConvLayer {
                     cin: l.cin,
                     cout: l.cout,
-                    ksize: 3,
+                    ksize: l.ksize,
                     relu: l.relu,
                     weight: &self.store[at..at + wn],
                     bias: &self.store[at + wn..at + wn + l.cout],
