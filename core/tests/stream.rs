@@ -165,6 +165,7 @@ fn property_any_size_any_pushes() {
             0 => (1, rng.range(1, 40)),
             1 => (rng.range(1, 40), 1),
             2 => (rng.range(1, spec.n3.patch), rng.range(1, 50)),
+            3 => (rng.range(60, 240), rng.range(1, 24)),
             _ => (rng.range(1, 70), rng.range(1, 70)),
         };
         let what = format!("case {case} {h}x{w} {spec:?}");

@@ -174,9 +174,9 @@ impl Shape {
         // zero rows come with the last row. `margin` covers those and leaves
         // room so that compaction does not run on every row.
         let margin = 3 * pg + 4;
-        // Between two convolutions: the consumer's 2·k/2 + 1 rows, one new
-        // row, the bottom zero rows, one spare.
-        let hidden = 3 * pg + 2;
+        // Between two convolutions: the consumer's 2·k/2 + 1 rows plus the
+        // new row, or plus the last row and the bottom zero rows.
+        let hidden = 3 * pg + 1;
         let nb = net.n3().len();
         // The network input: the first stage's halo (its residual reads rows
         // as far back as the stage's summed padding).
@@ -217,6 +217,7 @@ impl Shape {
             for st in [Step::Extract(i), Step::Query(i), Step::Finish(i)] {
                 s.steps.push(st).map_err(|_| too_deep())?;
             }
+            add(width, p.patch + p.stride)?;
             let cols = Axis::new(width, p.patch, p.stride)?;
             let pp = p.patch * p.patch;
             let block = Block {
@@ -380,13 +381,14 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
         }
         let shape = Shape::new(net, width)?;
+        // Row indices of the whole image, with its zero rows, fit a usize.
+        add(height, mul(2, shape.pad)?)?;
         let mut grids = Vec::new();
         for b in net.n3() {
+            add(height, b.params.patch + b.params.stride)?;
             let d = N3Dims::new(&b.params, height, width, b.cin(), b.embed.cout())?;
             grids.push(d).map_err(|_| too_deep())?;
         }
-        // Sizes that must not overflow for the whole image (row indices).
-        add(height, mul(2, shape.pad)?)?;
         let mut l = Layout::default();
         shape.layout(&mut l)?;
         if workspace.len() < l.bytes()? {
@@ -467,7 +469,8 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     /// This is the largest lag over the rows of this image (rows near the top
     /// wait longest, because the search window is shifted there); the exact
     /// count for one row is [`Stream::rows_needed`]. Every row is final once
-    /// the last row is pushed.
+    /// the last row is pushed. (Computed when the stream is created, in time
+    /// linear in the height.)
     pub fn latency_rows(&self) -> usize {
         self.latency
     }
