@@ -386,6 +386,10 @@ fn report_workspace_and_latency() {
     );
     let plan = Plan::new(&net, 481, 321, Isa::detect()).unwrap();
     println!("481x321 whole-image plan: {} bytes", plan.workspace_bytes());
+    println!(
+        "size of the Stream value: {} bytes",
+        std::mem::size_of::<Stream<'_, '_, '_>>()
+    );
     // The latency depends on the height only (through the grid padding).
     let mut ws = vec![0u8; Stream::workspace_bytes(&net, 64).unwrap()];
     for h in [64, 97, 480, 481, 1024, 1080, 100_000] {

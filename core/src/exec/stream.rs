@@ -337,6 +337,10 @@ impl Shape {
 /// }
 /// assert_eq!(got, h);
 /// ```
+///
+/// The row buffers live in the workspace; the `Stream` value itself holds
+/// the schedule (fixed-size tables for up to [`MAX_STREAM_STEPS`] steps, a
+/// few KiB).
 pub struct Stream<'n, 'w, 'ws> {
     net: &'n Network<'w>,
     isa: Isa,
@@ -440,6 +444,11 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     /// Image width.
     pub fn width(&self) -> usize {
         self.shape.width
+    }
+
+    /// The instruction set the kernels use.
+    pub fn isa(&self) -> Isa {
+        self.isa
     }
 
     /// Rows pushed so far.
