@@ -112,7 +112,7 @@ fn large_image_matches_the_plan_bit_for_bit() {
     check_sizes(spec, &[(1024, 700)], &[1, 7, PUSH_ROWS]);
 }
 
-/// The full paper model at 1024×700 (about ten minutes at -j 1):
+/// The full paper model at 1024×700 (about three minutes on one core):
 /// `cargo test --release -p n3net-core --test stream -- --ignored`.
 #[test]
 #[ignore]
@@ -396,4 +396,24 @@ fn report_workspace_and_latency() {
         let s = Stream::new(&net, h, 64, Isa::detect(), &mut ws).unwrap();
         println!("height {h}: latency {} rows", s.latency_rows());
     }
+}
+
+/// Time of the plan and of the stream, paper model, 481×321:
+/// `cargo test --release -p n3net-core --test stream -- --ignored --nocapture timing`.
+#[test]
+#[ignore]
+fn timing_plan_vs_stream() {
+    let rn = RandomNet::new(Spec::paper(1), 1);
+    let net = rn.network();
+    let (h, w) = (481, 321);
+    let input = image(1, h, w, 2);
+    let isa = Isa::detect();
+    let t = std::time::Instant::now();
+    let want = whole(&net, &input, h, w, isa);
+    let plan_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let got = streamed(&net, &input, h, w, isa, &mut |_| 8);
+    let stream_s = t.elapsed().as_secs_f64();
+    assert_bits(&got, &want, "timing");
+    println!("481x321 paper model: plan {plan_s:.2} s, stream {stream_s:.2} s");
 }
