@@ -41,6 +41,9 @@ fn streamed(
     let mut ws = vec![0u8; Stream::workspace_bytes(net, w).expect("bytes")];
     let mut s = Stream::new(net, h, w, isa, &mut ws).expect("stream");
     let (rin, rout) = (net.cin() * w, net.cout() * w);
+    // Exactly the rows `rows_needed` promises are final after each push.
+    let needed: Vec<usize> = (0..h).map(|r| s.rows_needed(r)).collect();
+    assert!(needed.windows(2).all(|p| p[0] <= p[1]), "monotone");
     let mut out = vec![0.0; rout * h];
     let mut got = 0;
     let mut push = 0;
@@ -51,7 +54,15 @@ fn streamed(
         s.push_rows(&rows[push * rin..(push + n) * rin])
             .expect("push");
         push += n;
-        got += s.pull_rows(&mut out[got * rout..]).unwrap_or(0);
+        if got < h {
+            got += s.pull_rows(&mut out[got * rout..]).expect("pull");
+        }
+        let want = if push == h {
+            h
+        } else {
+            needed.partition_point(|&k| k <= push)
+        };
+        assert_eq!(got, want, "final rows after {push} pushed");
     }
     assert_eq!(got, h, "every row final after the last push");
     assert_eq!(s.pending_rows(), 0);
