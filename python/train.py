@@ -121,6 +121,13 @@ def lr_at(it: int, args) -> float:
     return args.lr_min + 0.5 * (args.lr - args.lr_min) * (1.0 + math.cos(math.pi * min(1.0, t)))
 
 
+def batch_loss(out: torch.Tensor, clean: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "mse":
+        return F.mse_loss(out, clean)
+    per_crop = ((out - clean) ** 2).flatten(1).mean(1)
+    return torch.log(per_crop + 1e-5).mean()
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     mse = float(F.mse_loss(a.clamp(0, 1), b))
     return 10.0 * math.log10(1.0 / max(mse, 1e-12))
@@ -157,12 +164,18 @@ def parse_args(argv=None):
     ap.add_argument("--sigma-min", type=float, default=0.0, help="0-255 scale")
     ap.add_argument("--sigma-max", type=float, default=75.0, help="0-255 scale")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--loss", choices=["mse", "psnr"], default="mse",
+                    help="mse: mean squared error over the batch; psnr: mean over crops of "
+                         "log(mse + 1e-5), i.e. the mean PSNR that evaluation reports, so low "
+                         "noise levels weigh as much as high ones")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--save-every", type=int, default=200)
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--export", default=None, help="ONNX file to write at the end")
     ap.add_argument("--export-size", type=int, default=64, help="side of the ONNX export's fixed input")
+    ap.add_argument("--stop-at", type=int, default=0,
+                    help="save and stop at this iteration (a later run with other --iters resumes there)")
     ap.add_argument("--max-minutes", type=float, default=0.0,
                     help="stop (after saving) when this much wall time has passed; rerun to resume")
     for f in dataclasses.fields(N3NetConfig):
@@ -243,7 +256,7 @@ def main(argv=None) -> int:
             u = torch.from_numpy(rng.random(args.batch, dtype=np.float32)).to(dev)
             sigma = (args.sigma_min + u * (args.sigma_max - args.sigma_min)) / 255.0
             x = make_input(clean, sigma, cfg.in_channels, gen)
-            loss = F.mse_loss(model(x), clean)
+            loss = batch_loss(model(x), clean, args.loss)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -264,6 +277,10 @@ def main(argv=None) -> int:
                 run_loss, run_n = 0.0, 0
             if it % args.save_every == 0 or it == args.iters:
                 save(it)
+            if it == args.stop_at:
+                save(it)
+                print(f"stopping at iteration {it} (--stop-at); rerun to resume")
+                return 0
             if args.max_minutes > 0 and time.time() - t0 > 60 * args.max_minutes:
                 save(it)
                 print(f"stopping after {args.max_minutes} minutes at iteration {it}; rerun to resume")
