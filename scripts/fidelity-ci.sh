@@ -2,7 +2,8 @@
 # Checks that need the authors' checkpoints and the test sets ($N3NET_DATA,
 # default ../shared/data): the core against tract on the whole exported graph
 # (64×64, 97×131 and 256×256 inputs, max abs difference ≤ 1e-4) and a Set12
-# σ=25 evaluation as a regression guard. Converted files stay under target/.
+# σ=25 evaluation as a regression guard, and one for the default model.
+# Converted files stay under target/.
 # With CI set, missing data is a failure, not a skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,4 +37,14 @@ r = json.load(open("target/ci-set12.json"))["mean_psnr"]
 paper = 30.55
 print(f"Set12 σ=25: {r:.3f} dB (paper {paper})")
 sys.exit(0 if abs(r - paper) <= 0.08 else 1)
+PY
+# The built-in default model on Set12 at σ=25 (deterministic for a given model:
+# 29.670 dB when the model card was written).
+./target/release/n3net eval --dataset "$data/testsets/Set12" --sigma 25 --seed 0 \
+    --json target/ci-default-set12.json | tail -n 1
+python3 - <<'PY'
+import json, sys
+r = json.load(open("target/ci-default-set12.json"))["mean_psnr"]
+print(f"default model, Set12 σ=25: {r:.3f} dB (model card 29.670)")
+sys.exit(0 if r >= 29.62 else 1)
 PY

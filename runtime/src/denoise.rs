@@ -4,6 +4,7 @@ use anyhow::{bail, Context};
 use n3net_core::{Isa, Plan};
 
 use crate::model::Model;
+use crate::noise::sigma_map_from_profile;
 
 /// The noise level given to a model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -12,6 +13,17 @@ pub enum NoiseLevel {
     Unknown,
     /// A constant σ on the 0–255 scale.
     Sigma(f32),
+    /// A Poisson–Gaussian profile: the noise variance at a pixel of
+    /// intensity `x ∈ [0, 1]` is `σ²(x) = a·x + b` (both on the `[0, 1]`
+    /// scale, the form of DNG's `NoiseProfile` and Android's
+    /// `SENSOR_NOISE_PROFILE`). The intensity used is the noisy pixel value
+    /// clamped to `[0, 1]`.
+    Profile {
+        /// Signal-dependent (shot-noise) variance gain.
+        a: f32,
+        /// Signal-independent (read-noise) variance.
+        b: f32,
+    },
 }
 
 /// Builds the network input: the image, plus a σ map (σ/255 per pixel) for a
@@ -27,7 +39,18 @@ pub fn network_input(model: &Model, image: &[f32], noise: NoiseLevel) -> anyhow:
             v.extend(std::iter::repeat_n(s / 255.0, image.len()));
             Ok(v)
         }
-        (2, NoiseLevel::Unknown) => bail!("this model is noise-level conditioned: give --sigma"),
+        (2, NoiseLevel::Profile { a, b }) => {
+            if !(a.is_finite() && b.is_finite() && a >= 0.0 && b >= 0.0) {
+                bail!("the noise profile A,B must be finite and >= 0, got {a},{b}");
+            }
+            let clamped: Vec<f32> = image.iter().map(|&x| x.clamp(0.0, 1.0)).collect();
+            let mut v = image.to_vec();
+            v.extend(sigma_map_from_profile(&clamped, a, b));
+            Ok(v)
+        }
+        (2, NoiseLevel::Unknown) => {
+            bail!("this model is noise-level conditioned: give --sigma or --noise-profile")
+        }
         (c, _) => bail!("models with {c} input channels are not supported by this tool"),
     }
 }

@@ -17,3 +17,16 @@ pub mod onnx;
 pub mod reference;
 
 pub use model::Model;
+
+/// The project's default model (`models/n3net-gray-blind.onnx`), built into
+/// the library: a grey N³Net conditioned on a per-pixel noise level, trained
+/// by the project on σ ∈ [0, 75] (see `models/README.md`).
+pub const DEFAULT_MODEL_ONNX: &[u8] = include_bytes!("../../models/n3net-gray-blind.onnx");
+
+/// Imports [`DEFAULT_MODEL_ONNX`].
+pub fn default_model() -> Result<Model, onnx::ImportError> {
+    onnx::from_bytes(
+        DEFAULT_MODEL_ONNX,
+        "models/n3net-gray-blind.onnx (built in)",
+    )
+}

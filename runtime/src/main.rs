@@ -6,10 +6,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use n3net_core::{Isa, Plan};
-use n3net_runtime::denoise::{denoise_plane, denoise_plane_with_progress, NoiseLevel};
-use n3net_runtime::eval::evaluate;
-use n3net_runtime::image_io::{read_image, write_image, BitDepth, Image};
+use n3net_core::exec::stream::Stream;
+use n3net_core::{Isa, Network, Plan};
+use n3net_runtime::denoise::{
+    denoise_plane, denoise_plane_with_progress, network_input, NoiseLevel,
+};
+use n3net_runtime::eval::{evaluate, list_images};
+use n3net_runtime::image_io::{read_image, write_image, write_npy_f32, BitDepth, Image};
+use n3net_runtime::noise::add_gaussian_noise;
 use n3net_runtime::{onnx, reference, Model};
 
 /// Neural Nearest Neighbors Networks (N³Net) image denoising.
@@ -27,18 +31,26 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Denoise one image: `n3net denoise noisy.png clean.png --model m.onnx`.
+    /// Denoise one image: `n3net denoise noisy.png clean.png --sigma 25`.
     Denoise {
         /// Noisy input image (.png, .pgm or .npy).
         input: PathBuf,
         /// Output image (.png, .pgm or .npy; .npy keeps the exact float values).
         output: PathBuf,
-        /// Model file (.onnx).
+        /// Model file (.onnx); default: the built-in default model
+        /// (models/n3net-gray-blind.onnx, noise-level conditioned).
         #[arg(long, short)]
-        model: PathBuf,
-        /// Noise level σ on the 0–255 scale (required by noise-conditioned models).
-        #[arg(long, short)]
+        model: Option<PathBuf>,
+        /// Noise level σ on the 0–255 scale (a noise-conditioned model needs
+        /// this or --noise-profile).
+        #[arg(long, short, conflicts_with = "noise_profile")]
         sigma: Option<f32>,
+        /// Poisson–Gaussian noise profile `A,B`: the noise variance at a pixel
+        /// of intensity x ∈ [0, 1] is A·x + B (DNG NoiseProfile / Android
+        /// SENSOR_NOISE_PROFILE form, on the [0, 1] scale). The intensity is the
+        /// noisy pixel value clamped to [0, 1].
+        #[arg(long, value_name = "A,B", value_parser = parse_profile, allow_hyphen_values = true)]
+        noise_profile: Option<(f32, f32)>,
         /// Bits per sample of a PNG/PGM output.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(8..=16))]
         bits: u8,
@@ -46,9 +58,9 @@ enum Command {
     /// Evaluate on a test set: adds seeded Gaussian noise, prints per-image
     /// and mean PSNR and SSIM.
     Eval {
-        /// Model file (.onnx).
+        /// Model file (.onnx); default: the built-in default model.
         #[arg(long, short)]
-        model: PathBuf,
+        model: Option<PathBuf>,
         /// Folder of clean test images.
         #[arg(long, short)]
         dataset: PathBuf,
@@ -70,8 +82,8 @@ enum Command {
     },
     /// Show a model's hyper-parameters, size, cost and workspace.
     Info {
-        /// Model file (.onnx).
-        model: PathBuf,
+        /// Model file (.onnx); default: the built-in default model.
+        model: Option<PathBuf>,
         /// Image height for the workspace figure.
         #[arg(long, default_value_t = 512)]
         height: usize,
@@ -87,14 +99,54 @@ enum Command {
         model: PathBuf,
         /// Input image (.png, .pgm or .npy) of the exported size.
         input: PathBuf,
+        /// Noise level σ (0–255) for a noise-conditioned model.
+        #[arg(long, short)]
+        sigma: Option<f32>,
         /// Fail if the max abs difference exceeds this.
         #[arg(long, default_value_t = 1e-4)]
         tolerance: f32,
     },
+    /// Write the noisy images `eval` uses (same seed, same draws) as float32
+    /// `.npy` files, so other denoisers can be measured on identical inputs.
+    Noisy {
+        /// Folder of clean test images.
+        #[arg(long, short)]
+        dataset: PathBuf,
+        /// Noise level σ on the 0–255 scale.
+        #[arg(long, short)]
+        sigma: f32,
+        /// Seed of the noise draws (as for `eval`).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder (created); one `<image stem>.npy` per image.
+        #[arg(long, short)]
+        out: PathBuf,
+    },
 }
 
-fn load_model(path: &Path) -> anyhow::Result<Model> {
-    onnx::load(path).with_context(|| format!("cannot load the model {}", path.display()))
+fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
+    match path {
+        Some(path) => {
+            onnx::load(path).with_context(|| format!("cannot load the model {}", path.display()))
+        }
+        None => n3net_runtime::default_model().context("cannot load the built-in default model"),
+    }
+}
+
+fn parse_profile(s: &str) -> Result<(f32, f32), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("expected A,B (two numbers), got {s:?}"))?;
+    let parse = |t: &str| {
+        t.trim()
+            .parse::<f32>()
+            .map_err(|e| format!("{t:?} is not a number: {e}"))
+    };
+    let (a, b) = (parse(a)?, parse(b)?);
+    if !(a.is_finite() && b.is_finite() && a >= 0.0 && b >= 0.0) {
+        return Err(format!("A and B must be finite and >= 0, got {a},{b}"));
+    }
+    Ok((a, b))
 }
 
 fn read_grey(path: &Path) -> anyhow::Result<Image> {
@@ -109,19 +161,23 @@ fn read_grey(path: &Path) -> anyhow::Result<Image> {
     Ok(img)
 }
 
-fn noise_level(sigma: Option<f32>) -> NoiseLevel {
-    sigma.map_or(NoiseLevel::Unknown, NoiseLevel::Sigma)
+fn noise_level(sigma: Option<f32>, profile: Option<(f32, f32)>) -> NoiseLevel {
+    match (sigma, profile) {
+        (Some(s), _) => NoiseLevel::Sigma(s),
+        (None, Some((a, b))) => NoiseLevel::Profile { a, b },
+        (None, None) => NoiseLevel::Unknown,
+    }
 }
 
 fn cmd_denoise(
     input: &Path,
     output: &Path,
-    model: &Path,
-    sigma: Option<f32>,
+    model: Option<&Path>,
+    noise: NoiseLevel,
     bits: u8,
 ) -> anyhow::Result<()> {
     let model = load_model(model)?;
-    if let (Some(s), Some(m)) = (sigma, model.hyper.sigma) {
+    if let (NoiseLevel::Sigma(s), Some(m)) = (noise, model.hyper.sigma) {
         if model.hyper.in_channels == 1 && (s - m).abs() > 0.5 {
             eprintln!(
                 "warning: this model was trained for σ = {m}, the image is said to have σ = {s}"
@@ -143,7 +199,7 @@ fn cmd_denoise(
         &img.data,
         img.height,
         img.width,
-        noise_level(sigma),
+        noise,
         &mut progress,
     )?;
     bar.finish_and_clear();
@@ -159,7 +215,7 @@ fn cmd_denoise(
 
 #[allow(clippy::too_many_arguments)]
 fn cmd_eval(
-    model: &Path,
+    model: Option<&Path>,
     dataset: &Path,
     sigma: f32,
     seed: u64,
@@ -199,11 +255,14 @@ fn cmd_eval(
     Ok(())
 }
 
-fn cmd_info(path: &Path, height: usize, width: usize) -> anyhow::Result<()> {
+fn cmd_info(path: Option<&Path>, height: usize, width: usize) -> anyhow::Result<()> {
     let model = load_model(path)?;
     let net = model.network()?;
     let h = &model.hyper;
-    println!("model            {}", path.display());
+    println!(
+        "model            {}",
+        path.map_or("built-in default".into(), |p| p.display().to_string())
+    );
     println!("source           {}", h.source);
     println!(
         "trained σ        {}",
@@ -237,6 +296,9 @@ fn cmd_info(path: &Path, height: usize, width: usize) -> anyhow::Result<()> {
         net.parameters()
     );
     println!("multiply-adds    {} per pixel", net.macs_per_pixel());
+    if let Some((eh, ew)) = h.export_size {
+        println!("ONNX graph       exported for {ew}×{eh} (the size tract can run it at)");
+    }
     match Plan::new(&net, height, width, Isa::detect()) {
         Ok(plan) => println!(
             "workspace        {} bytes ({:.1} MiB) for {width}×{height}",
@@ -245,20 +307,57 @@ fn cmd_info(path: &Path, height: usize, width: usize) -> anyhow::Result<()> {
         ),
         Err(e) => println!("workspace        not available for {width}×{height}: {e}"),
     }
+    print_stream_figures(&net, height, width);
     Ok(())
 }
 
-fn cmd_compare(model_path: &Path, input: &Path, tolerance: f32) -> anyhow::Result<()> {
-    let model = load_model(model_path)?;
+/// The streaming executor's workspace (independent of the height) and latency.
+fn print_stream_figures(net: &Network<'_>, height: usize, width: usize) {
+    let bytes = match Stream::workspace_bytes(net, width) {
+        Ok(b) => b,
+        Err(e) => return println!("stream workspace not available for width {width}: {e}"),
+    };
+    println!(
+        "stream workspace {bytes} bytes ({:.1} MiB) for width {width}, any height",
+        bytes as f64 / (1 << 20) as f64
+    );
+    let mut ws = vec![0u8; bytes];
+    match Stream::new(net, height, width, Isa::detect(), &mut ws) {
+        Ok(s) => println!(
+            "stream latency   {} rows for {width}×{height}",
+            s.latency_rows()
+        ),
+        Err(e) => println!("stream latency   not available for {width}×{height}: {e}"),
+    }
+}
+
+fn cmd_compare(
+    model_path: &Path,
+    input: &Path,
+    sigma: Option<f32>,
+    tolerance: f32,
+) -> anyhow::Result<()> {
+    let model = load_model(Some(model_path))?;
     let img = read_grey(input)?;
-    let ours = denoise_plane(
-        &model,
-        &img.data,
+    if let Some((h, w)) = model.hyper.export_size {
+        if (img.height, img.width) != (h, w) {
+            bail!(
+                "the graph was exported for {w}×{h} inputs and tract runs it only at that size; the input is {}×{}",
+                img.width,
+                img.height
+            );
+        }
+    }
+    let noise = noise_level(sigma, None);
+    let ours = denoise_plane(&model, &img.data, img.height, img.width, noise)?;
+    let net_input = network_input(&model, &img.data, noise)?;
+    let theirs = reference::run_tract(
+        model_path,
+        &net_input,
+        model.hyper.in_channels,
         img.height,
         img.width,
-        NoiseLevel::Unknown,
     )?;
-    let theirs = reference::run_tract(model_path, &img.data, 1, img.height, img.width)?;
     if ours.len() != theirs.len() {
         bail!(
             "tract returned {} values, the core {}",
@@ -281,6 +380,29 @@ fn cmd_compare(model_path: &Path, input: &Path, tolerance: f32) -> anyhow::Resul
     Ok(())
 }
 
+fn cmd_noisy(dataset: &Path, sigma: f32, seed: u64, out: &Path) -> anyhow::Result<()> {
+    if !(sigma.is_finite() && sigma >= 0.0) {
+        bail!("sigma must be finite and >= 0, got {sigma}");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let files = list_images(dataset)?;
+    for (i, path) in files.iter().enumerate() {
+        let img = read_grey(path)?;
+        let noisy = add_gaussian_noise(&img.data, sigma, seed, i as u64);
+        let stem = path
+            .file_stem()
+            .with_context(|| format!("{} has no file name", path.display()))?;
+        let dest = out.join(stem).with_extension("npy");
+        write_npy_f32(&dest, &[img.height, img.width], &noisy)?;
+    }
+    println!(
+        "wrote {} noisy images (σ = {sigma}, seed {seed}) to {}",
+        files.len(),
+        out.display()
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -289,8 +411,15 @@ fn main() -> ExitCode {
             output,
             model,
             sigma,
+            noise_profile,
             bits,
-        } => cmd_denoise(input, output, model, *sigma, *bits),
+        } => cmd_denoise(
+            input,
+            output,
+            model.as_deref(),
+            noise_level(*sigma, *noise_profile),
+            *bits,
+        ),
         Command::Eval {
             model,
             dataset,
@@ -300,7 +429,7 @@ fn main() -> ExitCode {
             threads,
             limit,
         } => cmd_eval(
-            model,
+            model.as_deref(),
             dataset,
             *sigma,
             *seed,
@@ -312,12 +441,19 @@ fn main() -> ExitCode {
             model,
             height,
             width,
-        } => cmd_info(model, *height, *width),
+        } => cmd_info(model.as_deref(), *height, *width),
         Command::Compare {
             model,
             input,
+            sigma,
             tolerance,
-        } => cmd_compare(model, input, *tolerance),
+        } => cmd_compare(model, input, *sigma, *tolerance),
+        Command::Noisy {
+            dataset,
+            sigma,
+            seed,
+            out,
+        } => cmd_noisy(dataset, *sigma, *seed, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

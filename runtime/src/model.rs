@@ -44,6 +44,10 @@ pub struct Hyper {
     pub bn_eps: f64,
     /// Noise level (σ on the 0–255 scale) the model was trained for, if fixed.
     pub sigma: Option<f32>,
+    /// The fixed input size (height, width) of the exported ONNX graph, when
+    /// recorded: the size at which tract can run the file as a reference.
+    /// The core runs any size.
+    pub export_size: Option<(usize, usize)>,
     /// Where the weights came from.
     pub source: String,
 }

@@ -305,6 +305,11 @@ impl<'p> Importer<'p> {
             distance_bn: self.flag("n3net.distance_bn")?,
             bn_eps,
             sigma,
+            export_size: self
+                .meta
+                .get("n3net.export_height")
+                .zip(self.meta.get("n3net.export_width"))
+                .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?))),
             source: self
                 .meta
                 .get("n3net.source")
