@@ -61,15 +61,8 @@ enum Command {
         /// Model file (.onnx); default: the built-in default model.
         #[arg(long, short)]
         model: Option<PathBuf>,
-        /// Folder of clean test images.
-        #[arg(long, short)]
-        dataset: PathBuf,
-        /// Noise level σ on the 0–255 scale.
-        #[arg(long, short)]
-        sigma: f32,
-        /// Seed of the noise draws (image i uses a stream derived from seed and i).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        draws: Draws,
         /// Write the results as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -109,19 +102,26 @@ enum Command {
     /// Write the noisy images `eval` uses (same seed, same draws) as float32
     /// `.npy` files, so other denoisers can be measured on identical inputs.
     Noisy {
-        /// Folder of clean test images.
-        #[arg(long, short)]
-        dataset: PathBuf,
-        /// Noise level σ on the 0–255 scale.
-        #[arg(long, short)]
-        sigma: f32,
-        /// Seed of the noise draws (as for `eval`).
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        draws: Draws,
         /// Output folder (created); one `<image stem>.npy` per image.
         #[arg(long, short)]
         out: PathBuf,
     },
+}
+
+/// A test set and its seeded noise draws (shared by `eval` and `noisy`).
+#[derive(clap::Args)]
+struct Draws {
+    /// Folder of clean test images.
+    #[arg(long, short)]
+    dataset: PathBuf,
+    /// Noise level σ on the 0–255 scale.
+    #[arg(long, short)]
+    sigma: f32,
+    /// Seed of the noise draws (image i uses a stream derived from seed and i).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
@@ -380,7 +380,8 @@ fn cmd_compare(
     Ok(())
 }
 
-fn cmd_noisy(dataset: &Path, sigma: f32, seed: u64, out: &Path) -> anyhow::Result<()> {
+fn cmd_noisy(draws: &Draws, out: &Path) -> anyhow::Result<()> {
+    let (dataset, sigma, seed) = (&draws.dataset, draws.sigma, draws.seed);
     if !(sigma.is_finite() && sigma >= 0.0) {
         bail!("sigma must be finite and >= 0, got {sigma}");
     }
@@ -422,17 +423,15 @@ fn main() -> ExitCode {
         ),
         Command::Eval {
             model,
-            dataset,
-            sigma,
-            seed,
+            draws,
             json,
             threads,
             limit,
         } => cmd_eval(
             model.as_deref(),
-            dataset,
-            *sigma,
-            *seed,
+            &draws.dataset,
+            draws.sigma,
+            draws.seed,
             json.as_deref(),
             *threads,
             *limit,
@@ -448,12 +447,7 @@ fn main() -> ExitCode {
             sigma,
             tolerance,
         } => cmd_compare(model, input, *sigma, *tolerance),
-        Command::Noisy {
-            dataset,
-            sigma,
-            seed,
-            out,
-        } => cmd_noisy(dataset, *sigma, *seed, out),
+        Command::Noisy { draws, out } => cmd_noisy(draws, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -152,6 +152,23 @@ fn cli_denoise_with_the_default_model() {
     let img = read_image(&out).expect("output");
     assert_eq!((img.width, img.height), (512, 512));
 
+    // The README's main command: the written 8-bit output is closer to the
+    // clean sample than the input is.
+    let r = n3net(&[
+        "denoise",
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--sigma",
+        "25",
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let clean = read_image(&repo("samples/astronaut.png")).expect("clean");
+    let noisy = read_image(&input).expect("noisy");
+    let written = read_image(&out).expect("output");
+    let before = psnr(&clean.data, &noisy.data).expect("psnr");
+    let after = psnr(&clean.data, &written.data).expect("psnr");
+    assert!(after > before + 6.0, "PSNR {before:.2} -> {after:.2} dB");
+
     for bad in [
         vec!["--noise-profile", "1"],
         vec!["--noise-profile", "a,b"],
