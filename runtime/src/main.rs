@@ -13,6 +13,7 @@ use n3net_runtime::denoise::{
 };
 use n3net_runtime::eval::{evaluate, list_images};
 use n3net_runtime::image_io::{read_image, write_image, write_npy_f32, BitDepth, Image};
+use n3net_runtime::metrics::max_abs_diff;
 use n3net_runtime::noise::add_gaussian_noise;
 use n3net_runtime::{onnx, reference, Model};
 
@@ -365,11 +366,7 @@ fn cmd_compare(
             ours.len()
         );
     }
-    let diff = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let diff = max_abs_diff(&theirs, &ours)?;
     println!(
         "{}×{}: max |core − tract| = {diff:.3e}",
         img.width, img.height

@@ -91,6 +91,21 @@ pub fn mse(reference: &[f32], test: &[f32]) -> Result<f64, MetricsError> {
     Ok(sum / reference.len() as f64)
 }
 
+/// Largest absolute difference `max |reference − test|` (0 for equal inputs).
+///
+/// # Errors
+///
+/// [`MetricsError::LengthMismatch`] for different lengths,
+/// [`MetricsError::Empty`] for empty inputs.
+pub fn max_abs_diff(reference: &[f32], test: &[f32]) -> Result<f32, MetricsError> {
+    check_lengths(reference, test)?;
+    Ok(reference
+        .iter()
+        .zip(test)
+        .map(|(r, t)| (r - t).abs())
+        .fold(0.0, f32::max))
+}
+
 /// Peak signal-to-noise ratio in dB with peak 1: `10 · log10(1 / MSE)`.
 ///
 /// `test` is not clipped (the paper measures the unclipped output). The MSE is

@@ -8,7 +8,7 @@ use std::process::Command;
 use n3net_runtime::denoise::{denoise_plane, network_input, NoiseLevel};
 use n3net_runtime::eval::list_images;
 use n3net_runtime::image_io::{read_image, read_npy_f32};
-use n3net_runtime::metrics::psnr;
+use n3net_runtime::metrics::{max_abs_diff, psnr};
 use n3net_runtime::noise::add_gaussian_noise;
 use n3net_runtime::{default_model, reference};
 
@@ -56,11 +56,7 @@ fn default_model_core_matches_tract() {
     let input = network_input(&model, &noisy, noise).expect("input");
     let theirs = reference::run_tract(&repo("models/n3net-gray-blind.onnx"), &input, 2, h, w)
         .expect("tract");
-    let d = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let d = max_abs_diff(&theirs, &ours).expect("same length");
     assert!(d <= 1e-4, "core vs tract: {d:e}");
 }
 
@@ -104,11 +100,7 @@ fn flat_noise_profile_equals_constant_sigma() {
         },
     )
     .expect("profile");
-    let d = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
+    let d = max_abs_diff(&a, &b).expect("same length");
     assert!(d <= 1e-6, "{d:e}");
 }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use n3net_core::{ErrorKind, Isa, Plan};
 use n3net_runtime::image_io::read_npy_f32;
+use n3net_runtime::metrics::max_abs_diff;
 use n3net_runtime::{onnx, reference, Model};
 
 fn fixture(case: &str, file: &str) -> PathBuf {
@@ -37,21 +38,13 @@ fn run_core(model: &Model, input: &[f32], [_, h, w]: [usize; 3], isa: Isa) -> Ve
     out
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn core_matches_pytorch() {
     for case in ["tiny", "tiny-2ch"] {
         let (model, input, shape, want) = load(case);
         for isa in [Isa::Generic, Isa::detect()] {
             let got = run_core(&model, &input, shape, isa);
-            let d = max_abs_diff(&got, &want);
+            let d = max_abs_diff(&got, &want).expect("same length");
             assert!(d <= 1e-4, "{case} {isa:?}: max abs diff {d:e} vs PyTorch");
         }
     }
@@ -65,7 +58,7 @@ fn core_matches_tract_on_the_whole_graph() {
         let [c, h, w] = shape;
         let theirs =
             reference::run_tract(&fixture(case, "model.onnx"), &input, c, h, w).expect("tract");
-        let d = max_abs_diff(&ours, &theirs);
+        let d = max_abs_diff(&ours, &theirs).expect("same length");
         assert!(d <= 1e-4, "{case}: max abs diff {d:e} vs tract");
     }
 }
