@@ -387,6 +387,11 @@ fn report_workspace_and_latency() {
         let b = Stream::workspace_bytes(&net, w).unwrap();
         println!("stream workspace, paper model, width {w}: {b} bytes");
     }
+    println!("max halo: {} columns", Stream::max_halo(&net).unwrap());
+    for s in [128, 256, 512, 1024] {
+        let b = Stream::stripe_workspace_bytes(&net, s).unwrap();
+        println!("stripe workspace, paper model, stripe {s} columns: {b} bytes");
+    }
     let mut ws = vec![0u8; Stream::workspace_bytes(&net, 321).unwrap()];
     let s = Stream::new(&net, 481, 321, Isa::detect(), &mut ws).unwrap();
     println!(

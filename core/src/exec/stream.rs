@@ -26,6 +26,8 @@
 //! by the model's halos (conv depths, patch size and stride, search window),
 //! never by the image height.
 
+use core::ops::Range;
+
 use heapless::Vec;
 
 use crate::error::{add, mul, Error, ErrorKind, Result};
@@ -35,7 +37,7 @@ use crate::model::{Cnn, Network, MAX_N3_BLOCKS};
 use crate::n3::block::{
     extract_row, finish_rows, query_row, N3Dims, PatchSlots, Planes, QueryScratch,
 };
-use crate::n3::grid::Axis;
+use crate::n3::grid::{Axis, Columns};
 use crate::tensor::Band;
 use crate::workspace::{Carver, Layout};
 
@@ -147,10 +149,11 @@ fn cnn_of<'n, 'w>(net: &'n Network<'w>, w: Which) -> &'n Cnn<'w> {
 }
 
 impl Shape {
-    /// Rings and steps of `net` for images `width` wide. Ring capacities
-    /// (in rows) follow from the halos under depth-first scheduling; see the
-    /// module docs.
-    fn new(net: &Network<'_>, width: usize) -> Result<Self> {
+    /// Rings and steps of `net` for `width` columns: a whole image that wide,
+    /// or (`stripe`) a column window that wide of any wider image. Ring
+    /// capacities (in rows) follow from the halos under depth-first
+    /// scheduling; see the module docs.
+    fn new(net: &Network<'_>, width: usize, stripe: bool) -> Result<Self> {
         if width == 0 {
             return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
         }
@@ -218,7 +221,13 @@ impl Shape {
                 s.steps.push(st).map_err(|_| too_deep())?;
             }
             add(width, p.patch + p.stride)?;
-            let cols = Axis::new(width, p.patch, p.stride)?;
+            // Patch columns held, and the most candidates of one query.
+            let (n2, side) = if stripe {
+                (Columns::max_patches(width, p.patch, p.stride), p.window)
+            } else {
+                let cols = Axis::new(width, p.patch, p.stride)?;
+                (cols.count, p.window.min(cols.count))
+            };
             let pp = p.patch * p.patch;
             let block = Block {
                 x,
@@ -226,7 +235,7 @@ impl Shape {
                 tmp,
                 out,
                 off: s.patch_len,
-                n2: cols.count,
+                n2,
                 embed_dim: mul(b.embed.cout(), pp)?,
                 input_dim: mul(b.cin(), pp)?,
                 slots: p.window,
@@ -236,7 +245,7 @@ impl Shape {
                 add(add(block.embed_dim, block.input_dim)?, 1)?,
             )?;
             s.patch_len = add(s.patch_len, len)?;
-            let cand = p.window * p.window.min(cols.count) - 1;
+            let cand = p.window * side - 1;
             s.candidates = s.candidates.max(cand);
             s.weights = s.weights.max(mul(p.k, cand)?);
             s.neighbours = s.neighbours.max(mul(p.k, block.input_dim)?);
@@ -345,8 +354,13 @@ pub struct Stream<'n, 'w, 'ws> {
     net: &'n Network<'w>,
     isa: Isa,
     height: usize,
+    width: usize,
     shape: Shape,
     grids: Vec<N3Dims, MAX_N3_BLOCKS>,
+    cols: Vec<Columns, MAX_N3_BLOCKS>,
+    /// Image columns pushed (the stripe and its halo) and pulled.
+    input_cols: Range<usize>,
+    output_cols: Range<usize>,
     done: Vec<usize, MAX_STREAM_STEPS>,
     rings: &'ws mut [f32],
     patches: &'ws mut [f32],
@@ -364,10 +378,84 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     /// needs, for any height and any alignment of the buffer. The height is
     /// not an argument: the memory of a stream does not grow with it.
     pub fn workspace_bytes(net: &Network<'_>, width: usize) -> Result<usize> {
-        let shape = Shape::new(net, width)?;
+        Self::bytes(&Shape::new(net, width, false)?)
+    }
+
+    /// Workspace bytes enough for a [`Stream::stripe`] of `net` whose output
+    /// is `columns` image columns wide, at any place of an image of any width
+    /// and height: the memory of a striped stream grows with neither.
+    pub fn stripe_workspace_bytes(net: &Network<'_>, columns: usize) -> Result<usize> {
+        let reach = mul(2, Self::max_halo(net)?)?;
+        Self::bytes(&Shape::new(net, add(columns, reach)?, true)?)
+    }
+
+    fn bytes(shape: &Shape) -> Result<usize> {
         let mut l = Layout::default();
         shape.layout(&mut l)?;
         l.bytes()
+    }
+
+    /// The most image columns a stripe's output depends on beyond either of
+    /// its edges, for `net` on any image: every convolution adds its padding;
+    /// an N³ block adds a patch and a search window of patch strides (the
+    /// window shifts inward at the image border) plus its embedding and
+    /// temperature CNNs' padding.
+    pub fn max_halo(net: &Network<'_>) -> Result<usize> {
+        let mut h = 0;
+        for dn in net.dncnn() {
+            h = add(h, sum_pad(dn))?;
+        }
+        for b in net.n3() {
+            let p = &b.params;
+            let e = sum_pad(&b.embed).max(sum_pad(&b.temp));
+            h = add(h, add(mul(p.window - 1, p.stride)?, p.patch - 1 + e)?)?;
+        }
+        Ok(h)
+    }
+
+    /// The image columns a stripe with output columns `columns` of an image
+    /// `width` wide must be pushed: the stripe and the halo its output
+    /// depends on (clamped to the image), derived stage by stage from the
+    /// model (convolution padding, the patch grid of the whole image, the
+    /// search windows and their shift at the border). At most
+    /// `columns.len() + 2·`[`Stream::max_halo`] wide.
+    pub fn stripe_input_columns(
+        net: &Network<'_>,
+        width: usize,
+        columns: Range<usize>,
+    ) -> Result<Range<usize>> {
+        if columns.start >= columns.end || columns.end > width {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "stripe columns must be a non-empty range inside the image",
+            ));
+        }
+        let (mut lo, mut hi) = (columns.start, columns.end);
+        let grow = |lo: usize, hi: usize, by: usize| (lo.saturating_sub(by), (hi + by).min(width));
+        for s in (0..net.dncnn().len()).rev() {
+            (lo, hi) = grow(lo, hi, sum_pad(&net.dncnn()[s]));
+            if s == 0 {
+                break;
+            }
+            // Block s − 1: the queries covering lo..hi, their search windows,
+            // the image columns of those patches, then the embedding and
+            // temperature CNNs' padding.
+            let b = &net.n3()[s - 1];
+            let p = &b.params;
+            add(width, p.patch + p.stride)?;
+            let a = Axis::new(width, p.patch, p.stride)?;
+            let q0 = (lo + a.before + 1)
+                .saturating_sub(a.patch)
+                .div_ceil(a.stride);
+            let q1 = ((hi - 1 + a.before) / a.stride).min(a.count - 1);
+            let (start, _) = a.window(q0, p.window);
+            let (last, side) = a.window(q1, p.window);
+            let x0 = (start * a.stride).saturating_sub(a.before);
+            let x1 = ((last + side - 1) * a.stride + a.patch - a.before).min(width);
+            let e = sum_pad(&b.embed).max(sum_pad(&b.temp));
+            (lo, hi) = grow(lo.min(x0), hi.max(x1), e);
+        }
+        Ok(lo..hi)
     }
 
     /// A stream of `net` over one `height × width` image, using instruction
@@ -384,23 +472,82 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         if height == 0 || width == 0 {
             return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
         }
-        let shape = Shape::new(net, width)?;
+        let shape = Shape::new(net, width, false)?;
+        Self::open(
+            net,
+            height,
+            width,
+            0..width,
+            0..width,
+            shape,
+            isa,
+            workspace,
+        )
+    }
+
+    /// A stream over the column stripe `columns` of a `height × width` image:
+    /// rows pushed hold the image columns [`Stream::input_columns`] (the
+    /// stripe and its halo, [`Stream::stripe_input_columns`]), rows pulled
+    /// hold the stripe's columns, bit-identical to the same columns of
+    /// [`Stream::new`]'s output. The workspace must hold
+    /// [`Stream::stripe_workspace_bytes`] for the stripe's width.
+    pub fn stripe(
+        net: &'n Network<'w>,
+        height: usize,
+        width: usize,
+        columns: Range<usize>,
+        isa: Isa,
+        workspace: &'ws mut [u8],
+    ) -> Result<Self> {
+        if height == 0 || width == 0 {
+            return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
+        }
+        let input = Self::stripe_input_columns(net, width, columns.clone())?;
+        let reach = mul(2, Self::max_halo(net)?)?;
+        // Shaped for the widest window of this stripe width, so that the
+        // workspace query holds for every place of the stripe.
+        let shape = Shape::new(net, add(columns.len(), reach)?, true)?;
+        Self::open(net, height, width, input, columns, shape, isa, workspace)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        net: &'n Network<'w>,
+        height: usize,
+        width: usize,
+        input_cols: Range<usize>,
+        output_cols: Range<usize>,
+        mut shape: Shape,
+        isa: Isa,
+        workspace: &'ws mut [u8],
+    ) -> Result<Self> {
         // Row indices of the whole image, with its zero rows, fit a usize.
         add(height, mul(2, shape.pad)?)?;
         let mut grids = Vec::new();
-        for b in net.n3() {
+        let mut cols = Vec::new();
+        for (b, blk) in net.n3().iter().zip(shape.blocks.iter()) {
             add(height, b.params.patch + b.params.stride)?;
             let d = N3Dims::new(&b.params, height, width, b.cin(), b.embed.cout())?;
+            let cw = Columns::window(&d.cols, input_cols.start, input_cols.len());
+            if cw.n > blk.n2 {
+                return Err(Error::new(
+                    ErrorKind::InvalidArgument,
+                    "stream patch columns exceed the shape (internal sizing error)",
+                ));
+            }
             grids.push(d).map_err(|_| too_deep())?;
+            cols.push(cw).map_err(|_| too_deep())?;
         }
-        let mut l = Layout::default();
-        shape.layout(&mut l)?;
-        if workspace.len() < l.bytes()? {
+        let bytes = Self::bytes(&shape)?;
+        if workspace.len() < bytes {
             return Err(Error::new(
                 ErrorKind::WorkspaceTooSmall,
-                "workspace smaller than Stream::workspace_bytes",
+                "workspace smaller than the stream's workspace query",
             ));
         }
+        // The rings are carved for the widest window; this stream's rows are
+        // as wide as its input columns.
+        shape.width = input_cols.len();
         let mut ws = Carver::new(workspace)?;
         let rings = ws.take::<f32>(shape.ring_len)?;
         let patches = ws.take::<f32>(shape.patch_len)?;
@@ -416,8 +563,12 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             net,
             isa,
             height,
+            width,
             shape,
             grids,
+            cols,
+            input_cols,
+            output_cols,
             done,
             rings,
             patches,
@@ -443,7 +594,18 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
 
     /// Image width.
     pub fn width(&self) -> usize {
-        self.shape.width
+        self.width
+    }
+
+    /// Image columns of the rows pushed: the whole width, or a stripe and
+    /// its halo.
+    pub fn input_columns(&self) -> Range<usize> {
+        self.input_cols.clone()
+    }
+
+    /// Image columns of the rows pulled: the whole width, or the stripe.
+    pub fn output_columns(&self) -> Range<usize> {
+        self.output_cols.clone()
     }
 
     /// The instruction set the kernels use.
@@ -530,12 +692,9 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         self.done[self.shape.steps.len() - 1]
     }
 
-    fn row_len(&self, channels: usize) -> usize {
-        channels * self.shape.width
-    }
-
-    /// Pushes whole input rows (`k · cin · width` values, see the row layout
-    /// on [`Stream`]) and runs every stage as far as they allow.
+    /// Pushes whole input rows (`k · cin · w` values for `w` input columns,
+    /// see the row layout on [`Stream`]) and runs every stage as far as they
+    /// allow.
     ///
     /// Errors, before anything is consumed: [`ErrorKind::BufferSize`] if the
     /// length is not a whole number of rows, [`ErrorKind::PastEnd`] if the
@@ -543,11 +702,11 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     /// infinite values, [`ErrorKind::StreamFull`] if more than
     /// [`Stream::max_pending_rows`] final rows would wait to be pulled.
     pub fn push_rows(&mut self, rows: &[f32]) -> Result<()> {
-        let len = self.row_len(self.net.cin());
+        let len = self.net.cin() * self.input_cols.len();
         if rows.len() % len != 0 {
             return Err(Error::new(
                 ErrorKind::BufferSize,
-                "pushed length is not a whole number of rows (cin × width values)",
+                "pushed length is not a whole number of rows (cin × input columns values)",
             ));
         }
         let n = rows.len() / len;
@@ -576,29 +735,31 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         Ok(())
     }
 
-    /// Copies final output rows (`cout · width` values each, see the row
-    /// layout on [`Stream`]) into `out`, as many as are final and fit, and
-    /// returns how many. Returns 0 when no row is final yet.
+    /// Copies final output rows (`cout · w` values each for `w` output
+    /// columns, see the row layout on [`Stream`]) into `out`, as many as are
+    /// final and fit, and returns how many. Returns 0 when no row is final
+    /// yet.
     ///
     /// [`ErrorKind::BufferSize`] if `out` is not a whole, non-zero number of rows.
     pub fn pull_rows(&mut self, out: &mut [f32]) -> Result<usize> {
-        let len = self.row_len(self.net.cout());
+        let w = self.output_cols.len();
+        let len = self.net.cout() * w;
         if out.len() < len || out.len() % len != 0 {
             return Err(Error::new(
                 ErrorKind::BufferSize,
-                "output is not a whole, non-zero number of rows (cout × width values)",
+                "output is not a whole, non-zero number of rows (cout × output columns values)",
             ));
         }
         let n = self.pending_rows().min(out.len() / len);
         let fin = self.final_ring();
         let r = self.shape.rings[fin];
         let band = self.band(fin);
-        let w = self.shape.width;
+        let x = self.output_cols.start - self.input_cols.start;
         let data = &self.rings[r.off..][..r.ch * band.plane];
         for (k, row) in out.chunks_exact_mut(len).take(n).enumerate() {
             let y = self.pulled + k;
             for (c, dst) in row.chunks_exact_mut(w).enumerate() {
-                let at = c * band.plane + band.at(y, 0);
+                let at = c * band.plane + band.at(y, x);
                 dst.copy_from_slice(&data[at..at + w]);
             }
         }
@@ -855,8 +1016,9 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             data: &rings[range],
         };
         let (x, e, t) = (planes(x), planes(e), planes(t));
+        let cw = self.cols[b];
         let mut slots = patch_slots(&blk, &mut self.patches[blk.off..][..blk.patch_len()]);
-        extract_row(&block.params, &d, block.cin(), x, e, t, i, &mut slots);
+        extract_row(&block.params, &d, &cw, block.cin(), x, e, t, i, &mut slots);
     }
 
     fn query(&mut self, b: usize, i: usize) -> Result<()> {
@@ -882,6 +1044,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             self.isa,
             s,
             &d,
+            &self.cols[b],
             block.cin(),
             i,
             &slots,
@@ -901,7 +1064,8 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             two(self.rings, r, w)
         };
         let x = Planes { band: xb, data: x };
-        finish_rows(&d, self.net.n3()[b].cin(), x, ob, out, y..y + 1);
+        let cw = self.cols[b];
+        finish_rows(&d, &cw, self.net.n3()[b].cin(), x, ob, out, y..y + 1);
         let end = if y + 1 == self.height {
             self.reserve(blk.out, y + 1 + 2 * pg)?;
             2 * pg

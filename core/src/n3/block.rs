@@ -7,7 +7,7 @@
 use libm::{expf, logf};
 
 use super::aggregate::{aggregate_with, squared_distances};
-use super::grid::Axis;
+use super::grid::{Axis, Columns};
 use super::relax::relax_logits;
 use crate::error::{mul, Error, ErrorKind, Result};
 use crate::kernels::Isa;
@@ -107,9 +107,9 @@ pub(crate) struct Planes<'a> {
 }
 
 /// Patch rows kept at once: patch row `i` lives in slot `i % slots`, each slot
-/// holding the `n2` patches of one row (embedding patches, input patches and
-/// temperatures). The whole-image path keeps every row (`slots = n1`); the
-/// streaming path keeps a window's worth.
+/// holding the held patches of one row (`Columns::n` of them: embedding
+/// patches, input patches and temperatures). The whole-image path keeps every
+/// row (`slots = n1`); the streaming path keeps a window's worth.
 pub(crate) struct PatchSlots<'a> {
     /// Slots in the ring.
     pub slots: usize,
@@ -134,11 +134,12 @@ pub(crate) struct QueryScratch<'a> {
 }
 
 /// Copies patch `(i, j)` of `channels` planes into `dst` (zero where the patch
-/// lies in the grid padding).
+/// lies in the grid padding or outside the held columns).
 fn extract_patch(
     src: Planes<'_>,
     channels: usize,
     d: &N3Dims,
+    cw: &Columns,
     i: usize,
     j: usize,
     dst: &mut [f32],
@@ -153,7 +154,7 @@ fn extract_patch(
                 continue;
             };
             for (dx, v) in row.iter_mut().enumerate() {
-                if let Some(x) = d.cols.pixel(j, dx) {
+                if let Some(x) = cw.pixel(&d.cols, j, dx) {
                     *v = src.data[c * b.plane + b.at(y, x)];
                 }
             }
@@ -161,13 +162,14 @@ fn extract_patch(
     }
 }
 
-/// Extracts patch row `i` (embedding patches, input patches, temperatures)
-/// into slot `i % slots`. Reads image rows `i·s − top .. i·s − top + p` of the
-/// three inputs (those inside the image).
+/// Extracts the held patches of patch row `i` (embedding patches, input
+/// patches, temperatures) into slot `i % slots`. Reads image rows
+/// `i·s − top .. i·s − top + p` of the three inputs (those inside the image).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn extract_row(
     prm: &N3Params,
     d: &N3Dims,
+    cw: &Columns,
     channels: usize,
     x: Planes<'_>,
     embed: Planes<'_>,
@@ -175,30 +177,32 @@ pub(crate) fn extract_row(
     i: usize,
     ring: &mut PatchSlots<'_>,
 ) {
-    let n2 = d.cols.count;
     let embed_channels = d.embed_dim / (prm.patch * prm.patch);
-    let base = (i % ring.slots) * n2;
+    let base = (i % ring.slots) * cw.n;
     let log_bias = logf(prm.temp_bias);
     let pp = (prm.patch * prm.patch) as f32;
-    for j in 0..n2 {
-        let e = &mut ring.embed[(base + j) * d.embed_dim..][..d.embed_dim];
-        extract_patch(embed, embed_channels, d, i, j, e);
-        let v = &mut ring.input[(base + j) * d.input_dim..][..d.input_dim];
-        extract_patch(x, channels, d, i, j, v);
-        let mean = patch_sum(temp, d, i, j) / pp;
-        ring.temps[base + j] = expf(mean + log_bias);
+    for (q, j) in (base..).zip(cw.j0..cw.j0 + cw.n) {
+        let e = &mut ring.embed[q * d.embed_dim..][..d.embed_dim];
+        extract_patch(embed, embed_channels, d, cw, i, j, e);
+        let v = &mut ring.input[q * d.input_dim..][..d.input_dim];
+        extract_patch(x, channels, d, cw, i, j, v);
+        let mean = patch_sum(temp, d, cw, i, j) / pp;
+        ring.temps[q] = expf(mean + log_bias);
     }
 }
 
 /// Processes the queries of patch row `i`: distances to the candidates of the
 /// search window, logits, relaxation, aggregation, and the fold of the `k`
 /// neighbour patches into output planes `C..C·(k+1)` of `out` (sums; see
-/// [`finish_rows`]). Patch rows of the whole window must be in `ring`.
+/// [`finish_rows`]). Patch rows of the whole window must be in `ring`. Only
+/// the queries whose whole search window is held are answered: with a column
+/// stripe, the others lie in its halo, whose output is not used.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn query_row(
     isa: Isa,
     prm: &N3Params,
     d: &N3Dims,
+    cw: &Columns,
     channels: usize,
     i: usize,
     ring: &PatchSlots<'_>,
@@ -206,12 +210,15 @@ pub(crate) fn query_row(
     out: Band,
     out_data: &mut [f32],
 ) -> Result<()> {
-    let n2 = d.cols.count;
-    for j in 0..n2 {
-        let n = candidates(d, prm.window, ring.slots, i, j, s.indices);
+    for j in cw.j0..cw.j0 + cw.n {
+        let (c0, cn) = d.cols.window(j, prm.window);
+        if !cw.holds(c0, cn) {
+            continue;
+        }
+        let n = candidates(d, cw, prm.window, ring.slots, i, j, s.indices);
         let idx = &s.indices[..n];
         let logits = &mut s.logits[..n];
-        let q = (i % ring.slots) * n2 + j;
+        let q = (i % ring.slots) * cw.n + j - cw.j0;
         let query = &ring.embed[q * d.embed_dim..][..d.embed_dim];
         squared_distances(ring.embed, d.embed_dim, query, idx, logits)?;
         let t = ring.temps[q];
@@ -229,7 +236,7 @@ pub(crate) fn query_row(
             d.k,
             s.neighbours,
         )?;
-        fold_add(s.neighbours, out, d, channels, i, j, out_data);
+        fold_add(s.neighbours, out, d, cw, channels, i, j, out_data);
     }
     Ok(())
 }
@@ -266,6 +273,7 @@ pub fn n3_forward(
 
     let band = Band::from(g);
     let planes = |data| Planes { band, data };
+    let cw = Columns::whole(&d.cols);
     let mut ring = PatchSlots {
         slots: d.rows.count,
         embed: s.embed_patches,
@@ -274,7 +282,7 @@ pub fn n3_forward(
     };
     for i in 0..d.rows.count {
         let (x, e, t) = (planes(io.input), planes(io.embed), planes(io.temp));
-        extract_row(p, d, channels, x, e, t, i, &mut ring);
+        extract_row(p, d, &cw, channels, x, e, t, i, &mut ring);
     }
     io.output[channels * g.plane()..g.len(channels * (p.k + 1))].fill(0.0);
     let mut scratch = QueryScratch {
@@ -284,14 +292,27 @@ pub fn n3_forward(
         neighbours: s.neighbours,
     };
     for i in 0..d.rows.count {
-        query_row(isa, p, d, channels, i, &ring, &mut scratch, band, io.output)?;
+        query_row(
+            isa,
+            p,
+            d,
+            &cw,
+            channels,
+            i,
+            &ring,
+            &mut scratch,
+            band,
+            io.output,
+        )?;
     }
-    finish_rows(d, channels, planes(io.input), band, io.output, 0..g.height);
+    let x = planes(io.input);
+    finish_rows(d, &cw, channels, x, band, io.output, 0..g.height);
     Ok(())
 }
 
-/// Sum of one plane over patch `(i, j)` (zero outside the image).
-fn patch_sum(src: Planes<'_>, d: &N3Dims, i: usize, j: usize) -> f32 {
+/// Sum of one plane over patch `(i, j)` (zero outside the image and the held
+/// columns).
+fn patch_sum(src: Planes<'_>, d: &N3Dims, cw: &Columns, i: usize, j: usize) -> f32 {
     let p = d.rows.patch;
     let mut sum = 0.0;
     for dy in 0..p {
@@ -299,7 +320,7 @@ fn patch_sum(src: Planes<'_>, d: &N3Dims, i: usize, j: usize) -> f32 {
             continue;
         };
         for dx in 0..p {
-            if let Some(x) = d.cols.pixel(j, dx) {
+            if let Some(x) = cw.pixel(&d.cols, j, dx) {
                 sum += src.data[src.band.at(y, x)];
             }
         }
@@ -308,10 +329,11 @@ fn patch_sum(src: Planes<'_>, d: &N3Dims, i: usize, j: usize) -> f32 {
 }
 
 /// Writes the candidate patches of query `(i, j)` (its window, without
-/// itself) into `indices` as rows of a ring of `slots` patch rows; returns how
-/// many.
+/// itself) into `indices` as rows of a ring of `slots` patch rows of the held
+/// columns; returns how many.
 fn candidates(
     d: &N3Dims,
+    cw: &Columns,
     window: usize,
     slots: usize,
     i: usize,
@@ -324,7 +346,7 @@ fn candidates(
     for a in r0..r0 + rn {
         for b in c0..c0 + cn {
             if (a, b) != (i, j) {
-                indices[n] = ((a % slots) * d.cols.count + b) as u32;
+                indices[n] = ((a % slots) * cw.n + b - cw.j0) as u32;
                 n += 1;
             }
         }
@@ -334,11 +356,13 @@ fn candidates(
 
 /// Adds the `k` neighbour patches of query `(i, j)` at the query's place into
 /// output planes `[z¹ …]` (channels `C..` of `out`); pixels in the grid
-/// padding are cropped.
+/// padding or outside the held columns are cropped.
+#[allow(clippy::too_many_arguments)]
 fn fold_add(
     z: &[f32],
     band: Band,
     d: &N3Dims,
+    cw: &Columns,
     channels: usize,
     i: usize,
     j: usize,
@@ -354,7 +378,7 @@ fn fold_add(
                 };
                 let zrow = &zj[(c * p + dy) * p..][..p];
                 for (dx, &v) in zrow.iter().enumerate() {
-                    if let Some(x) = d.cols.pixel(j, dx) {
+                    if let Some(x) = cw.pixel(&d.cols, j, dx) {
                         plane[band.at(y, x)] += v;
                     }
                 }
@@ -363,11 +387,12 @@ fn fold_add(
     }
 }
 
-/// Turns the folded sums of image rows `rows` into averages and writes
-/// `[x, z¹ − x, …]`. Each row is final once every patch row covering it has
-/// been through [`query_row`].
+/// Turns the folded sums of image rows `rows` (the held columns) into
+/// averages and writes `[x, z¹ − x, …]`. Each row is final once every patch
+/// row covering it has been through [`query_row`].
 pub(crate) fn finish_rows(
     d: &N3Dims,
+    cw: &Columns,
     channels: usize,
     x: Planes<'_>,
     band: Band,
@@ -378,7 +403,7 @@ pub(crate) fn finish_rows(
     for y in rows {
         let cy = d.rows.coverage(y + d.rows.before);
         for xx in 0..band.width {
-            let count = (cy * d.cols.coverage(xx + d.cols.before)) as f32;
+            let count = (cy * d.cols.coverage(cw.x0 + xx + d.cols.before)) as f32;
             let (ax, at) = (x.band.at(y, xx), band.at(y, xx));
             for c in 0..channels {
                 let xv = x.data[c * x.band.plane + ax];

@@ -82,6 +82,70 @@ impl Axis {
     }
 }
 
+/// The columns an executor holds of an image: image columns `x0 .. x0 + width`
+/// (a column stripe plus its halo, or the whole image) and the patch columns
+/// `j0 .. j0 + n` of the whole-image grid that overlap them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns {
+    /// First image column held.
+    pub x0: usize,
+    /// Image columns held.
+    pub width: usize,
+    /// First patch column held.
+    pub j0: usize,
+    /// Patch columns held.
+    pub n: usize,
+}
+
+impl Columns {
+    /// Every column of the image.
+    pub fn whole(cols: &Axis) -> Self {
+        Self {
+            x0: 0,
+            width: cols.len,
+            j0: 0,
+            n: cols.count,
+        }
+    }
+
+    /// Image columns `x0 .. x0 + width` (inside the image) and the patches
+    /// of `cols` overlapping them.
+    pub fn window(cols: &Axis, x0: usize, width: usize) -> Self {
+        // Patch j covers padded columns j·s .. j·s + p, image column x is
+        // padded column x + before.
+        let lo = x0 + cols.before;
+        let j0 = (lo + 1).saturating_sub(cols.patch).div_ceil(cols.stride);
+        let j1 = ((lo + width - 1) / cols.stride).min(cols.count - 1);
+        Self {
+            x0,
+            width,
+            j0,
+            n: j1 + 1 - j0,
+        }
+    }
+
+    /// Most patch columns a window `width` columns wide can overlap, for a
+    /// grid of patch side `patch` and stride `stride` on any image.
+    pub fn max_patches(width: usize, patch: usize, stride: usize) -> usize {
+        (width + patch) / stride + 1
+    }
+
+    /// Column of pixel `offset` of patch column `j` in the held columns, or
+    /// `None` where it lies in the grid padding or outside the held columns.
+    #[inline]
+    pub fn pixel(&self, cols: &Axis, j: usize, offset: usize) -> Option<usize> {
+        cols.pixel(j, offset)?
+            .checked_sub(self.x0)
+            .filter(|&x| x < self.width)
+    }
+
+    /// Whether patch columns `start .. start + n` are all held.
+    #[inline]
+    pub fn holds(&self, start: usize, n: usize) -> bool {
+        start >= self.j0 && start + n <= self.j0 + self.n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +180,25 @@ mod tests {
         for i in 0..a.count {
             let (s, n) = a.window(i, 15);
             assert!(s <= i && i < s + n && s + n <= a.count);
+        }
+    }
+
+    #[test]
+    fn column_windows_hold_every_overlapping_patch() {
+        for (len, p, st) in [(481, 10, 5), (97, 6, 3), (64, 10, 5), (33, 7, 7)] {
+            let a = Axis::new(len, p, st).unwrap();
+            assert_eq!(Columns::window(&a, 0, len), Columns::whole(&a));
+            for x0 in 0..len {
+                for w in 1..=(len - x0).min(40) {
+                    let c = Columns::window(&a, x0, w);
+                    assert!(c.n <= Columns::max_patches(w, p, st));
+                    for j in 0..a.count {
+                        let overlaps = (0..p)
+                            .any(|d| matches!(a.pixel(j, d), Some(x) if x >= x0 && x < x0 + w));
+                        assert_eq!(c.holds(j, 1), overlaps, "len {len} x0 {x0} w {w} j {j}");
+                    }
+                }
+            }
         }
     }
 
