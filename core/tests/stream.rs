@@ -355,6 +355,7 @@ fn rows_become_final_exactly_at_the_documented_latency() {
         let mut ws = vec![0u8; Stream::workspace_bytes(&net, w).unwrap()];
         let mut s = Stream::new(&net, h, w, Isa::detect(), &mut ws).unwrap();
         let lat = s.latency_rows();
+        assert_eq!(Stream::latency_for(&net, h).unwrap(), lat);
         let needed: Vec<usize> = (0..h).map(|r| s.rows_needed(r)).collect();
         for (r, &n) in needed.iter().enumerate() {
             assert!(n <= (r + 1 + lat).min(h), "row {r}");

@@ -322,12 +322,8 @@ fn print_stream_figures(net: &Network<'_>, height: usize, width: usize) {
         "stream workspace {bytes} bytes ({:.1} MiB) for width {width}, any height",
         bytes as f64 / (1 << 20) as f64
     );
-    let mut ws = vec![0u8; bytes];
-    match Stream::new(net, height, width, Isa::detect(), &mut ws) {
-        Ok(s) => println!(
-            "stream latency   {} rows for {width}×{height}",
-            s.latency_rows()
-        ),
+    match Stream::latency_for(net, height) {
+        Ok(rows) => println!("stream latency   {rows} rows for {width}×{height}"),
         Err(e) => println!("stream latency   not available for {width}×{height}: {e}"),
     }
 }

@@ -580,10 +580,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             pulled: 0,
             latency: 0,
         };
-        s.latency = (0..height)
-            .map(|r| s.rows_needed(r) - 1 - r)
-            .max()
-            .unwrap_or(0);
+        s.latency = Self::latency_for(net, height)?;
         Ok(s)
     }
 
@@ -649,25 +646,25 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     /// Number of input rows that must have been pushed for output row `r` to be
     /// final (at most `r + 1 + latency_rows()`, and at most the height).
     pub fn rows_needed(&self, r: usize) -> usize {
-        let net = self.net;
-        let h = self.height;
-        let mut y = r.min(h - 1);
-        for s in (0..net.dncnn().len()).rev() {
-            y = (y + sum_pad(&net.dncnn()[s])).min(h - 1);
-            if s == 0 {
-                break;
-            }
-            let b = &net.n3()[s - 1];
-            let d = &self.grids[s - 1];
-            let p = &b.params;
-            let q = ((y + d.rows.before) / p.stride).min(d.rows.count - 1);
-            let (start, side) = d.rows.window(q, p.window);
-            let e = start + side - 1;
-            let last = (e * p.stride + p.patch - 1 - d.rows.before).min(h - 1);
-            let lag = sum_pad(&b.embed).max(sum_pad(&b.temp));
-            y = y.max((last + lag).min(h - 1));
+        rows_needed(self.net, self.height, r, |b| self.grids[b].rows)
+    }
+
+    /// [`Stream::latency_rows`] of a stream of `net` over images `height`
+    /// rows tall, without creating one (no workspace needed).
+    pub fn latency_for(net: &Network<'_>, height: usize) -> Result<usize> {
+        if height == 0 {
+            return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
         }
-        y + 1
+        let mut axes: Vec<Axis, MAX_N3_BLOCKS> = Vec::new();
+        for b in net.n3() {
+            add(height, b.params.patch + b.params.stride)?;
+            let a = Axis::new(height, b.params.patch, b.params.stride)?;
+            axes.push(a).map_err(|_| too_deep())?;
+        }
+        Ok((0..height)
+            .map(|r| rows_needed(net, height, r, |b| axes[b]) - 1 - r)
+            .max()
+            .unwrap_or(0))
     }
 
     /// Output rows final after `pushed` input rows.
@@ -1075,6 +1072,28 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         self.shape.rings[blk.out].ready = y + 1 + end;
         Ok(())
     }
+}
+
+/// Input rows that must have been pushed for output row `r` of an image
+/// `h` rows tall to be final; `rows(b)` is block `b`'s patch grid along rows.
+fn rows_needed(net: &Network<'_>, h: usize, r: usize, rows: impl Fn(usize) -> Axis) -> usize {
+    let mut y = r.min(h - 1);
+    for s in (0..net.dncnn().len()).rev() {
+        y = (y + sum_pad(&net.dncnn()[s])).min(h - 1);
+        if s == 0 {
+            break;
+        }
+        let b = &net.n3()[s - 1];
+        let a = rows(s - 1);
+        let p = &b.params;
+        let q = ((y + a.before) / p.stride).min(a.count - 1);
+        let (start, side) = a.window(q, p.window);
+        let e = start + side - 1;
+        let last = (e * p.stride + p.patch - 1 - a.before).min(h - 1);
+        let lag = sum_pad(&b.embed).max(sum_pad(&b.temp));
+        y = y.max((last + lag).min(h - 1));
+    }
+    y + 1
 }
 
 fn patch_slots<'a>(blk: &Block, data: &'a mut [f32]) -> PatchSlots<'a> {
