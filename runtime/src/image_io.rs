@@ -19,9 +19,10 @@
 //! Writing ([`write_image`]) supports 1-channel PNG/PGM at 8 or 16 bits
 //! ([`BitDepth`]) and `.npy` (`float32`, exact) with any channel count.
 //!
-//! [`RowReader`] reads one-channel images a row at a time, without holding
-//! the whole image: [`read_image`] is built on it, so samples are converted
-//! the same way by both.
+//! [`RowReader`] and [`RowWriter`] do the same for one-channel images a row
+//! (or a piece of a row) at a time, without holding the whole image: they
+//! are what [`read_image`] and [`write_image`] are built on, so samples are
+//! converted and quantised the same way by both.
 //!
 //! [`read_npy_f32`] / [`write_npy_f32`] read and write arbitrary-rank `float32`
 //! arrays, e.g. to compare with reference outputs saved from PyTorch/NumPy.
@@ -36,8 +37,10 @@ use std::path::{Path, PathBuf};
 
 mod npy;
 mod read;
+mod write;
 
 pub use read::RowReader;
+pub use write::{RowOrder, RowWriter};
 
 /// Largest number of samples (`width × height × channels`, or the product of
 /// an `.npy` shape) accepted when reading or writing: 2³¹.
@@ -227,9 +230,12 @@ pub enum ImageError {
         /// Its value.
         value: f32,
     },
-    /// A [`RowReader`] was asked for something its image does not have or
-    /// its contract does not allow: a buffer of the wrong length, a row past
-    /// the last, or any row after one failed to decode.
+    /// A [`RowReader`] or [`RowWriter`] was asked for something its image
+    /// does not have or its contract does not allow: a buffer or row of the
+    /// wrong length, a row past the last, a piece outside the image or
+    /// overlapping one already written, the method of the other
+    /// [`RowOrder`], samples never written when finishing, or any use after
+    /// a failed read or write.
     #[error("{}: {reason}", path.display())]
     RowAccess {
         /// The file concerned.
@@ -347,10 +353,11 @@ fn first_non_finite(data: &[f32]) -> Option<(usize, f32)> {
         .map(|(i, &v)| (i, v))
 }
 
-/// Quantises `v` (clamped to `[0, 1]`) to `0..=max`, rounding to nearest
-/// (halves away from zero). `v` must be finite.
-fn quantize(v: f32, max: f32) -> f32 {
-    (v.clamp(0.0, 1.0) * max).round()
+/// Appends the little-endian bytes of `values` to `out`.
+fn extend_f32_le(values: &[f32], out: &mut Vec<u8>) {
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -401,6 +408,10 @@ pub fn read_image(path: &Path) -> Result<Image, ImageError> {
 ///   ignored), shape `(H, W)` for one channel, `(C, H, W)` otherwise.
 ///   Non-finite values are written as they are.
 ///
+/// One-channel images are written with a [`RowWriter`]: the file is made
+/// under a temporary name next to `path` and renamed when complete, so that
+/// `path` is left as it was when an error occurs.
+///
 /// # Errors
 ///
 /// [`ImageError::BadShape`] when the image is inconsistent (see
@@ -412,39 +423,23 @@ pub fn read_image(path: &Path) -> Result<Image, ImageError> {
 pub fn write_image(path: &Path, img: &Image, bit_depth: BitDepth) -> Result<(), ImageError> {
     let format = format_of(path)?;
     img.validate()?;
-    match format {
-        Format::Npy => {
-            if img.channels == 1 {
-                write_npy_f32(path, &[img.height, img.width], &img.data)
-            } else {
-                write_npy_f32(path, &[img.channels, img.height, img.width], &img.data)
-            }
-        }
-        Format::Png | Format::Pgm => {
-            if img.channels != 1 {
-                return Err(unsupported(
-                    path,
-                    format!(
-                        "PNG/PGM output supports 1 channel only, the image has {}",
-                        img.channels
-                    ),
-                ));
-            }
-            if let Some((index, value)) = first_non_finite(&img.data) {
-                return Err(ImageError::NonFinite {
-                    path: path.to_path_buf(),
-                    index,
-                    value,
-                });
-            }
-            let bytes = quantize_to_bytes(&img.data, bit_depth);
-            if format == Format::Png {
-                write_png(path, img.width, img.height, bit_depth, &bytes)
-            } else {
-                write_pgm(path, img.width, img.height, bit_depth, &bytes)
-            }
-        }
+    if img.channels != 1 {
+        return match format {
+            Format::Npy => write_npy_f32(path, &[img.channels, img.height, img.width], &img.data),
+            Format::Png | Format::Pgm => Err(unsupported(
+                path,
+                format!(
+                    "PNG/PGM output supports 1 channel only, the image has {}",
+                    img.channels
+                ),
+            )),
+        };
     }
+    let mut rows = RowWriter::create(path, img.width, img.height, bit_depth, RowOrder::Sequential)?;
+    for row in img.data.chunks_exact(img.width) {
+        rows.write_row(row)?;
+    }
+    rows.finish()
 }
 
 /// Reads a NumPy `.npy` array of dtype `<f4` (or `<f8`, converted to `f32`)
@@ -489,78 +484,12 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), I
     let file = File::create(path).map_err(io_err(path))?;
     let mut w = BufWriter::new(file);
     w.write_all(&header).map_err(io_err(path))?;
+    let mut buf = Vec::new();
     for chunk in data.chunks(8192) {
-        let mut buf = Vec::with_capacity(chunk.len() * 4);
-        for v in chunk {
-            buf.extend_from_slice(&v.to_le_bytes());
-        }
+        buf.clear();
+        extend_f32_le(chunk, &mut buf);
         w.write_all(&buf).map_err(io_err(path))?;
     }
-    w.flush().map_err(io_err(path))?;
-    Ok(())
-}
-
-fn quantize_to_bytes(data: &[f32], depth: BitDepth) -> Vec<u8> {
-    match depth {
-        BitDepth::Eight => data.iter().map(|&v| quantize(v, 255.0) as u8).collect(),
-        BitDepth::Sixteen => {
-            let mut out = Vec::with_capacity(data.len() * 2);
-            for &v in data {
-                out.extend_from_slice(&(quantize(v, 65535.0) as u16).to_be_bytes());
-            }
-            out
-        }
-    }
-}
-
-fn write_png(
-    path: &Path,
-    width: usize,
-    height: usize,
-    depth: BitDepth,
-    bytes: &[u8],
-) -> Result<(), ImageError> {
-    let (w, h) = match (u32::try_from(width), u32::try_from(height)) {
-        (Ok(w), Ok(h)) => (w, h),
-        _ => {
-            return Err(ImageError::TooLarge {
-                path: path.to_path_buf(),
-                reason: format!("PNG dimensions {width}×{height} exceed u32"),
-            })
-        }
-    };
-    let enc_err = |source| ImageError::PngEncode {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::create(path).map_err(io_err(path))?;
-    let mut encoder = png::Encoder::new(BufWriter::new(file), w, h);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(match depth {
-        BitDepth::Eight => png::BitDepth::Eight,
-        BitDepth::Sixteen => png::BitDepth::Sixteen,
-    });
-    let mut writer = encoder.write_header().map_err(enc_err)?;
-    writer.write_image_data(bytes).map_err(enc_err)?;
-    writer.finish().map_err(enc_err)?;
-    Ok(())
-}
-
-fn write_pgm(
-    path: &Path,
-    width: usize,
-    height: usize,
-    depth: BitDepth,
-    bytes: &[u8],
-) -> Result<(), ImageError> {
-    let maxval = match depth {
-        BitDepth::Eight => 255,
-        BitDepth::Sixteen => 65535,
-    };
-    let file = File::create(path).map_err(io_err(path))?;
-    let mut w = BufWriter::new(file);
-    write!(w, "P5\n{width} {height}\n{maxval}\n").map_err(io_err(path))?;
-    w.write_all(bytes).map_err(io_err(path))?;
     w.flush().map_err(io_err(path))?;
     Ok(())
 }

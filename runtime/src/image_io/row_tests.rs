@@ -1,4 +1,5 @@
-//! Tests of [`RowReader`] against [`read_image`].
+//! Tests of [`RowReader`] and [`RowWriter`] against [`read_image`] and
+//! [`write_image`].
 
 use super::tests::{encode_png, grey, npy_bytes, raw_png, scratch_dir};
 use super::*;
@@ -17,6 +18,10 @@ impl Lcg {
 
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        self.next() as usize % n
     }
 }
 
@@ -44,6 +49,16 @@ fn assert_rows_match_read_image(path: &Path) {
     let whole = read_image(path).unwrap();
     let rows = read_rows(path).unwrap();
     assert_eq!(rows, whole, "{}", path.display());
+}
+
+/// Files of the directory, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 // --- reading ---
@@ -292,4 +307,264 @@ fn non_finite_npy_sample_fails_its_row() {
         rows.next_row(&mut row),
         Err(ImageError::RowAccess { .. })
     ));
+}
+
+// --- writing ---
+
+/// The formats and depths a writer supports, as (file name, depth).
+const TARGETS: [(&str, BitDepth); 5] = [
+    ("a8.png", BitDepth::Eight),
+    ("a16.png", BitDepth::Sixteen),
+    ("a8.pgm", BitDepth::Eight),
+    ("a16.pgm", BitDepth::Sixteen),
+    ("a.npy", BitDepth::Eight),
+];
+
+/// Values that exercise clamping and rounding.
+fn test_image() -> Image {
+    grey(23, 9, |x, y| {
+        ((x * 37 + y * 101) % 300) as f32 / 277.0 - 0.04
+    })
+}
+
+/// Checks that `ours` holds what `write_image` writes for `img` (kept at
+/// `reference`): PGM/NPY byte for byte, PNG as decoded. Since `write_image`
+/// is built on [`RowWriter`], `ours` is also checked against an
+/// independent encoding: the samples quantised here, the PGM header, and
+/// [`write_npy_f32`].
+fn assert_same_output(ours: &Path, reference: &Path, img: &Image, depth: BitDepth) {
+    let max = match depth {
+        BitDepth::Eight => 255.0,
+        BitDepth::Sixteen => 65535.0,
+    };
+    let stored: Vec<u16> = img
+        .data
+        .iter()
+        .map(|v| (v.clamp(0.0, 1.0) * max).round() as u16)
+        .collect();
+    match ours.extension().and_then(|e| e.to_str()) {
+        Some("png") => {
+            let expect: Vec<f32> = stored.iter().map(|&v| f32::from(v) / max).collect();
+            assert_eq!(read_image(ours).unwrap().data, expect);
+            assert_eq!(read_image(ours).unwrap(), read_image(reference).unwrap());
+            return;
+        }
+        Some("pgm") => {
+            let mut expect = format!("P5\n{} {}\n{max}\n", img.width, img.height).into_bytes();
+            for v in stored {
+                match depth {
+                    BitDepth::Eight => expect.push(v as u8),
+                    BitDepth::Sixteen => expect.extend(v.to_be_bytes()),
+                }
+            }
+            assert_eq!(std::fs::read(ours).unwrap(), expect);
+        }
+        _ => {
+            let npy = scratch_dir("rows-npy-ref").join("r.npy");
+            write_npy_f32(&npy, &[img.height, img.width], &img.data).unwrap();
+            assert_eq!(std::fs::read(ours).unwrap(), std::fs::read(npy).unwrap());
+        }
+    }
+    assert_eq!(
+        std::fs::read(ours).unwrap(),
+        std::fs::read(reference).unwrap()
+    );
+}
+
+#[test]
+fn sequential_writer_matches_write_image() {
+    let img = test_image();
+    for (name, depth) in TARGETS {
+        let dir = scratch_dir("rows-seq");
+        let reference = dir.join(format!("ref-{name}"));
+        write_image(&reference, &img, depth).unwrap();
+        let p = dir.join(name);
+        let mut rows =
+            RowWriter::create(&p, img.width, img.height, depth, RowOrder::Sequential).unwrap();
+        for row in img.data.chunks(img.width) {
+            rows.write_row(row).unwrap();
+            assert!(!p.exists(), "{name} visible before finish");
+        }
+        rows.finish().unwrap();
+        assert_same_output(&p, &reference, &img, depth);
+        assert_eq!(listing(&dir).len(), 2, "{:?}", listing(&dir));
+    }
+}
+
+/// Every row of a `w × h` image cut into one to four pieces, as
+/// `(y, x0, x1)`, in a shuffled order.
+fn shuffled_pieces(w: usize, h: usize, rng: &mut Lcg) -> Vec<(usize, usize, usize)> {
+    let mut pieces = Vec::new();
+    for y in 0..h {
+        let mut cuts: Vec<usize> = (0..rng.below(4)).map(|_| rng.below(w)).collect();
+        cuts.extend([0, w]);
+        cuts.sort_unstable();
+        cuts.dedup();
+        pieces.extend(cuts.windows(2).map(|c| (y, c[0], c[1])));
+    }
+    for i in (1..pieces.len()).rev() {
+        pieces.swap(i, rng.below(i + 1));
+    }
+    pieces
+}
+
+#[test]
+fn any_order_writer_from_two_threads_matches_write_image() {
+    let img = test_image();
+    let w = img.width;
+    let mut rng = Lcg(11);
+    for (name, depth) in TARGETS {
+        let dir = scratch_dir("rows-any");
+        let reference = dir.join(format!("ref-{name}"));
+        write_image(&reference, &img, depth).unwrap();
+        let p = dir.join(name);
+        let rows = RowWriter::create(&p, w, img.height, depth, RowOrder::Any).unwrap();
+        let pieces = shuffled_pieces(w, img.height, &mut rng);
+        let (first, second) = pieces.split_at(pieces.len() / 2);
+        std::thread::scope(|s| {
+            for share in [first, second] {
+                let rows = &rows;
+                let data = &img.data;
+                s.spawn(move || {
+                    for &(y, x0, x1) in share {
+                        rows.write_at(y, x0, &data[y * w + x0..y * w + x1]).unwrap();
+                    }
+                });
+            }
+        });
+        assert!(!p.exists());
+        rows.finish().unwrap();
+        assert_same_output(&p, &reference, &img, depth);
+        // The scratch and partial files are gone.
+        assert_eq!(listing(&dir).len(), 2, "{:?}", listing(&dir));
+    }
+}
+
+#[test]
+fn row_writer_is_sync() {
+    fn sync<T: Sync>() {}
+    sync::<RowWriter>();
+}
+
+#[test]
+fn writer_rejects_misuse() {
+    let dir = scratch_dir("rows-werr");
+    let p = dir.join("m.pgm");
+    let access = |r: Result<(), ImageError>| matches!(r, Err(ImageError::RowAccess { .. }));
+
+    let mut seq = RowWriter::create(&p, 4, 2, BitDepth::Eight, RowOrder::Sequential).unwrap();
+    assert!(access(seq.write_row(&[0.0; 3])));
+    assert!(access(seq.write_row(&[0.0; 5])));
+    assert!(access(seq.write_at(0, 0, &[0.0; 4])));
+    seq.write_row(&[0.0; 4]).unwrap();
+    seq.write_row(&[0.5; 4]).unwrap();
+    assert!(access(seq.write_row(&[0.0; 4])), "a row past the end");
+    seq.finish().unwrap();
+    assert_eq!(read_image(&p).unwrap().data[4..], [128.0 / 255.0; 4]);
+
+    let mut any = RowWriter::create(&p, 4, 2, BitDepth::Eight, RowOrder::Any).unwrap();
+    assert!(access(any.write_row(&[0.0; 4])));
+    assert!(access(any.write_at(2, 0, &[0.0])), "a row past the end");
+    assert!(access(any.write_at(0, 3, &[0.0; 2])), "past the row's end");
+    assert!(access(any.write_at(0, usize::MAX, &[0.0; 2])));
+    any.write_at(0, 1, &[0.25; 2]).unwrap();
+    assert!(access(any.write_at(0, 2, &[0.0; 2])), "overlap");
+    assert!(access(any.write_at(0, 0, &[0.0; 4])), "overlap");
+    any.write_at(0, 0, &[]).unwrap();
+    any.write_at(0, 3, &[1.0]).unwrap();
+    any.write_at(0, 0, &[1.0]).unwrap();
+    any.write_at(1, 0, &[0.0; 4]).unwrap();
+    any.finish().unwrap();
+    assert_eq!(
+        read_image(&p).unwrap().data[..4],
+        [1.0, 64.0 / 255.0, 64.0 / 255.0, 1.0]
+    );
+
+    assert!(matches!(
+        RowWriter::create(&p, 0, 2, BitDepth::Eight, RowOrder::Any),
+        Err(ImageError::BadShape { .. })
+    ));
+    assert!(matches!(
+        RowWriter::create(&p, 1 << 16, 1 << 16, BitDepth::Eight, RowOrder::Any),
+        Err(ImageError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        RowWriter::create(&dir.join("x.bmp"), 1, 1, BitDepth::Eight, RowOrder::Any),
+        Err(ImageError::UnsupportedFormat { .. })
+    ));
+    assert!(matches!(
+        RowWriter::create(
+            &dir.join("missing").join("x.png"),
+            1,
+            1,
+            BitDepth::Eight,
+            RowOrder::Any
+        ),
+        Err(ImageError::Io { .. })
+    ));
+    assert_eq!(listing(&dir), ["m.pgm"]);
+}
+
+#[test]
+fn non_finite_samples_are_rejected_for_png_and_pgm_only() {
+    let dir = scratch_dir("rows-nonfinite");
+    for name in ["n.png", "n.pgm"] {
+        let p = dir.join(name);
+        let mut seq = RowWriter::create(&p, 3, 2, BitDepth::Eight, RowOrder::Sequential).unwrap();
+        seq.write_row(&[0.0; 3]).unwrap();
+        assert!(matches!(
+            seq.write_row(&[0.0, f32::NAN, 0.0]),
+            Err(ImageError::NonFinite { index: 4, .. })
+        ));
+        let any = RowWriter::create(&p, 3, 2, BitDepth::Eight, RowOrder::Any).unwrap();
+        assert!(matches!(
+            any.write_at(1, 1, &[0.0, f32::NEG_INFINITY]),
+            Err(ImageError::NonFinite { index: 5, .. })
+        ));
+        // Nothing was recorded: the piece can be written again.
+        any.write_at(1, 1, &[0.0, 1.0]).unwrap();
+    }
+    let p = dir.join("n.npy");
+    let any = RowWriter::create(&p, 2, 1, BitDepth::Eight, RowOrder::Any).unwrap();
+    any.write_at(0, 0, &[f32::NAN, f32::INFINITY]).unwrap();
+    any.finish().unwrap();
+    let (_, data) = read_npy_f32(&p).unwrap();
+    assert!(data[0].is_nan() && data[1] == f32::INFINITY);
+}
+
+#[test]
+fn incomplete_or_dropped_writers_leave_no_output() {
+    for (name, depth) in TARGETS {
+        let dir = scratch_dir("rows-lost");
+        let p = dir.join(name);
+        // A missing piece: finish fails, nothing is left behind.
+        let any = RowWriter::create(&p, 5, 3, depth, RowOrder::Any).unwrap();
+        for y in 0..3 {
+            any.write_at(y, 0, &[0.5; 2]).unwrap();
+            if y != 1 {
+                any.write_at(y, 2, &[0.5; 3]).unwrap();
+            }
+        }
+        let e = any.finish().unwrap_err();
+        assert!(e.to_string().contains("2..5 of row 1"), "{e}");
+        assert_eq!(listing(&dir), Vec::<String>::new(), "{name}");
+
+        // A missing row.
+        let mut seq = RowWriter::create(&p, 5, 3, depth, RowOrder::Sequential).unwrap();
+        seq.write_row(&[0.5; 5]).unwrap();
+        assert!(matches!(seq.finish(), Err(ImageError::RowAccess { .. })));
+        assert_eq!(listing(&dir), Vec::<String>::new(), "{name}");
+
+        // Dropped unfinished, in either order, over an existing output.
+        std::fs::write(&p, b"old").unwrap();
+        let mut seq = RowWriter::create(&p, 5, 3, depth, RowOrder::Sequential).unwrap();
+        seq.write_row(&[0.5; 5]).unwrap();
+        let any = RowWriter::create(&p, 5, 3, depth, RowOrder::Any).unwrap();
+        any.write_at(2, 0, &[0.5; 5]).unwrap();
+        assert_eq!(listing(&dir).len(), 3 + usize::from(name.ends_with(".png")));
+        drop(seq);
+        drop(any);
+        assert_eq!(listing(&dir), [name]);
+        assert_eq!(std::fs::read(&p).unwrap(), b"old");
+    }
 }
