@@ -19,6 +19,11 @@
 //! Writing ([`write_image`]) supports 1-channel PNG/PGM at 8 or 16 bits
 //! ([`BitDepth`]) and `.npy` (`float32`, exact) with any channel count.
 //!
+//! [`RowReader`] and [`RowWriter`] do the same for one-channel images a row
+//! (or a piece of a row) at a time, without holding the whole image: they
+//! are what [`read_image`] and [`write_image`] are built on, so samples are
+//! converted and quantised the same way by both.
+//!
 //! [`read_npy_f32`] / [`write_npy_f32`] read and write arbitrary-rank `float32`
 //! arrays, e.g. to compare with reference outputs saved from PyTorch/NumPy.
 //!
@@ -27,8 +32,15 @@
 //! capped at [`MAX_ELEMENTS`] (2³¹).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+
+mod npy;
+mod read;
+mod write;
+
+pub use read::RowReader;
+pub use write::{RowOrder, RowWriter};
 
 /// Largest number of samples (`width × height × channels`, or the product of
 /// an `.npy` shape) accepted when reading or writing: 2³¹.
@@ -218,6 +230,19 @@ pub enum ImageError {
         /// Its value.
         value: f32,
     },
+    /// A [`RowReader`] or [`RowWriter`] was asked for something its image
+    /// does not have or its contract does not allow: a buffer or row of the
+    /// wrong length, a row past the last, a piece outside the image or
+    /// overlapping one already written, the method of the other
+    /// [`RowOrder`], samples never written when finishing, or any use after
+    /// a failed read or write.
+    #[error("{}: {reason}", path.display())]
+    RowAccess {
+        /// The file concerned.
+        path: PathBuf,
+        /// What was asked.
+        reason: String,
+    },
 }
 
 // ---------------------------------------------------------------------------
@@ -250,6 +275,30 @@ fn decode_err(path: &Path, reason: impl Into<String>) -> ImageError {
         path: path.to_path_buf(),
         reason: reason.into(),
     }
+}
+
+fn row_access(path: &Path, reason: impl Into<String>) -> ImageError {
+    ImageError::RowAccess {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Fills `buf` from `r`. A file that ends first is an [`ImageError::Decode`]
+/// (`reason`), any other failure an [`ImageError::Io`].
+fn read_exact_or(
+    r: &mut impl Read,
+    buf: &mut [u8],
+    path: &Path,
+    reason: impl FnOnce() -> String,
+) -> Result<(), ImageError> {
+    r.read_exact(buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            decode_err(path, reason())
+        } else {
+            io_err(path)(e)
+        }
+    })
 }
 
 fn unsupported(path: &Path, reason: impl Into<String>) -> ImageError {
@@ -304,16 +353,11 @@ fn first_non_finite(data: &[f32]) -> Option<(usize, f32)> {
         .map(|(i, &v)| (i, v))
 }
 
-/// Quantises `v` (clamped to `[0, 1]`) to `0..=max`, rounding to nearest
-/// (halves away from zero). `v` must be finite.
-fn quantize(v: f32, max: f32) -> f32 {
-    (v.clamp(0.0, 1.0) * max).round()
-}
-
-/// Luma of one RGB pixel (samples already on a `[0, 1]` scale), computed in
-/// `f64`.
-fn luma(r: f64, g: f64, b: f64) -> f32 {
-    (0.2989 * r + 0.5870 * g + 0.1140 * b) as f32
+/// Appends the little-endian bytes of `values` to `out`.
+fn extend_f32_le(values: &[f32], out: &mut Vec<u8>) {
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -336,11 +380,22 @@ fn luma(r: f64, g: f64, b: f64) -> f32 {
 /// truncated files, [`ImageError::TooLarge`] when the image has more than
 /// [`MAX_ELEMENTS`] samples, [`ImageError::NonFinite`] for NaN/∞ in `.npy`.
 pub fn read_image(path: &Path) -> Result<Image, ImageError> {
-    match format_of(path)? {
-        Format::Png => read_png(path),
-        Format::Pgm => read_pgm(path),
-        Format::Npy => read_npy_image(path),
+    let mut rows = RowReader::open_planes(path)?;
+    let (width, height, channels) = (rows.width(), rows.height(), rows.planes());
+    // Grown row by row, so that a forged header cannot force a huge
+    // allocation before the data is seen.
+    let mut data = Vec::new();
+    for _ in 0..channels * height {
+        let start = data.len();
+        data.resize(start + width, 0.0);
+        rows.next_row(&mut data[start..])?;
     }
+    Ok(Image {
+        width,
+        height,
+        channels,
+        data,
+    })
 }
 
 /// Writes an image; the format is chosen by the (case-insensitive) extension.
@@ -353,6 +408,10 @@ pub fn read_image(path: &Path) -> Result<Image, ImageError> {
 ///   ignored), shape `(H, W)` for one channel, `(C, H, W)` otherwise.
 ///   Non-finite values are written as they are.
 ///
+/// One-channel images are written with a [`RowWriter`]: the file is made
+/// under a temporary name next to `path` and renamed when complete, so that
+/// `path` is left as it was when an error occurs.
+///
 /// # Errors
 ///
 /// [`ImageError::BadShape`] when the image is inconsistent (see
@@ -364,39 +423,23 @@ pub fn read_image(path: &Path) -> Result<Image, ImageError> {
 pub fn write_image(path: &Path, img: &Image, bit_depth: BitDepth) -> Result<(), ImageError> {
     let format = format_of(path)?;
     img.validate()?;
-    match format {
-        Format::Npy => {
-            if img.channels == 1 {
-                write_npy_f32(path, &[img.height, img.width], &img.data)
-            } else {
-                write_npy_f32(path, &[img.channels, img.height, img.width], &img.data)
-            }
-        }
-        Format::Png | Format::Pgm => {
-            if img.channels != 1 {
-                return Err(unsupported(
-                    path,
-                    format!(
-                        "PNG/PGM output supports 1 channel only, the image has {}",
-                        img.channels
-                    ),
-                ));
-            }
-            if let Some((index, value)) = first_non_finite(&img.data) {
-                return Err(ImageError::NonFinite {
-                    path: path.to_path_buf(),
-                    index,
-                    value,
-                });
-            }
-            let bytes = quantize_to_bytes(&img.data, bit_depth);
-            if format == Format::Png {
-                write_png(path, img.width, img.height, bit_depth, &bytes)
-            } else {
-                write_pgm(path, img.width, img.height, bit_depth, &bytes)
-            }
-        }
+    if img.channels != 1 {
+        return match format {
+            Format::Npy => write_npy_f32(path, &[img.channels, img.height, img.width], &img.data),
+            Format::Png | Format::Pgm => Err(unsupported(
+                path,
+                format!(
+                    "PNG/PGM output supports 1 channel only, the image has {}",
+                    img.channels
+                ),
+            )),
+        };
     }
+    let mut rows = RowWriter::create(path, img.width, img.height, bit_depth, RowOrder::Sequential)?;
+    for row in img.data.chunks_exact(img.width) {
+        rows.write_row(row)?;
+    }
+    rows.finish()
 }
 
 /// Reads a NumPy `.npy` array of dtype `<f4` (or `<f8`, converted to `f32`)
@@ -441,734 +484,14 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<(), I
     let file = File::create(path).map_err(io_err(path))?;
     let mut w = BufWriter::new(file);
     w.write_all(&header).map_err(io_err(path))?;
+    let mut buf = Vec::new();
     for chunk in data.chunks(8192) {
-        let mut buf = Vec::with_capacity(chunk.len() * 4);
-        for v in chunk {
-            buf.extend_from_slice(&v.to_le_bytes());
-        }
+        buf.clear();
+        extend_f32_le(chunk, &mut buf);
         w.write_all(&buf).map_err(io_err(path))?;
     }
     w.flush().map_err(io_err(path))?;
     Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// PNG
-// ---------------------------------------------------------------------------
-
-fn read_png(path: &Path) -> Result<Image, ImageError> {
-    let png_err = |source| ImageError::Png {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(io_err(path))?;
-    let mut decoder = png::Decoder::new(BufReader::new(file));
-    // EXPAND: palette -> RGB(A), low-bit grey -> 8 bit, tRNS -> alpha.
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let (width, height, interlaced) = {
-        let info = decoder.read_header_info().map_err(png_err)?;
-        (info.width as usize, info.height as usize, info.interlaced)
-    };
-    let n = element_count(&[height, width]).ok_or_else(|| too_large(path, &[height, width]))?;
-    if n == 0 {
-        return Err(decode_err(path, "PNG has a zero dimension"));
-    }
-    let mut reader = decoder.read_info().map_err(png_err)?;
-    let (color, depth) = reader.output_color_type();
-    let spp = match color {
-        png::ColorType::Grayscale => 1,
-        png::ColorType::GrayscaleAlpha => 2,
-        png::ColorType::Rgb => 3,
-        png::ColorType::Rgba => 4,
-        png::ColorType::Indexed => {
-            return Err(unsupported(path, "palette image was not expanded"));
-        }
-    };
-    let sixteen = match depth {
-        png::BitDepth::Eight => false,
-        png::BitDepth::Sixteen => true,
-        other => {
-            return Err(unsupported(
-                path,
-                format!("unexpected output bit depth {other:?} after expansion"),
-            ));
-        }
-    };
-    let bytes_per_sample = if sixteen { 2 } else { 1 };
-    let row_bytes = width
-        .checked_mul(spp * bytes_per_sample)
-        .ok_or_else(|| too_large(path, &[height, width]))?;
-
-    let mut data: Vec<f32> = Vec::new();
-    if interlaced {
-        // Adam7 needs the whole frame; reserve fallibly.
-        let total = reader
-            .output_buffer_size()
-            .ok_or_else(|| too_large(path, &[height, width]))?;
-        let mut buf: Vec<u8> = Vec::new();
-        buf.try_reserve_exact(total)
-            .map_err(|_| too_large(path, &[height, width]))?;
-        buf.resize(total, 0);
-        let out = reader.next_frame(&mut buf).map_err(png_err)?;
-        let line = out.line_size;
-        if line < row_bytes {
-            return Err(decode_err(path, "PNG row shorter than expected"));
-        }
-        data.try_reserve_exact(n)
-            .map_err(|_| too_large(path, &[height, width]))?;
-        for y in 0..height {
-            let start = y * line;
-            let row = buf
-                .get(start..start + row_bytes)
-                .ok_or_else(|| decode_err(path, "PNG frame buffer too short"))?;
-            convert_png_row(row, spp, sixteen, &mut data);
-        }
-    } else {
-        // Row by row: memory grows only with data actually decoded, so a
-        // forged header on a tiny file cannot force a huge allocation.
-        let mut rows = 0usize;
-        while let Some(row) = reader.next_row().map_err(png_err)? {
-            let row = row
-                .data()
-                .get(..row_bytes)
-                .ok_or_else(|| decode_err(path, "PNG row shorter than expected"))?;
-            convert_png_row(row, spp, sixteen, &mut data);
-            rows += 1;
-            if rows == height {
-                break;
-            }
-        }
-        if rows != height {
-            return Err(decode_err(
-                path,
-                format!("PNG ended after {rows} of {height} rows"),
-            ));
-        }
-    }
-    if data.len() != n {
-        return Err(decode_err(
-            path,
-            format!("decoded {} pixels, expected {n}", data.len()),
-        ));
-    }
-    // Read through to IEND so that a file truncated after the pixel data
-    // (missing checksum or end chunk) is reported rather than accepted.
-    reader.finish().map_err(png_err)?;
-    Ok(Image {
-        width,
-        height,
-        channels: 1,
-        data,
-    })
-}
-
-/// Appends the grey value of each pixel of one decoded PNG row to `out`.
-fn convert_png_row(row: &[u8], spp: usize, sixteen: bool, out: &mut Vec<f32>) {
-    if sixteen {
-        let raw = |px: &[u8], i: usize| u16::from_be_bytes([px[2 * i], px[2 * i + 1]]);
-        let s = |px: &[u8], i: usize| -> f64 { f64::from(raw(px, i)) / 65535.0 };
-        for px in row.chunks_exact(2 * spp) {
-            let v = match spp {
-                1 | 2 => f32::from(raw(px, 0)) / 65535.0,
-                _ => luma(s(px, 0), s(px, 1), s(px, 2)),
-            };
-            out.push(v);
-        }
-    } else {
-        let s = |px: &[u8], i: usize| -> f64 { f64::from(px[i]) / 255.0 };
-        for px in row.chunks_exact(spp) {
-            let v = match spp {
-                1 | 2 => f32::from(px[0]) / 255.0,
-                _ => luma(s(px, 0), s(px, 1), s(px, 2)),
-            };
-            out.push(v);
-        }
-    }
-}
-
-fn quantize_to_bytes(data: &[f32], depth: BitDepth) -> Vec<u8> {
-    match depth {
-        BitDepth::Eight => data.iter().map(|&v| quantize(v, 255.0) as u8).collect(),
-        BitDepth::Sixteen => {
-            let mut out = Vec::with_capacity(data.len() * 2);
-            for &v in data {
-                out.extend_from_slice(&(quantize(v, 65535.0) as u16).to_be_bytes());
-            }
-            out
-        }
-    }
-}
-
-fn write_png(
-    path: &Path,
-    width: usize,
-    height: usize,
-    depth: BitDepth,
-    bytes: &[u8],
-) -> Result<(), ImageError> {
-    let (w, h) = match (u32::try_from(width), u32::try_from(height)) {
-        (Ok(w), Ok(h)) => (w, h),
-        _ => {
-            return Err(ImageError::TooLarge {
-                path: path.to_path_buf(),
-                reason: format!("PNG dimensions {width}×{height} exceed u32"),
-            })
-        }
-    };
-    let enc_err = |source| ImageError::PngEncode {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::create(path).map_err(io_err(path))?;
-    let mut encoder = png::Encoder::new(BufWriter::new(file), w, h);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(match depth {
-        BitDepth::Eight => png::BitDepth::Eight,
-        BitDepth::Sixteen => png::BitDepth::Sixteen,
-    });
-    let mut writer = encoder.write_header().map_err(enc_err)?;
-    writer.write_image_data(bytes).map_err(enc_err)?;
-    writer.finish().map_err(enc_err)?;
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// PGM (binary P5)
-// ---------------------------------------------------------------------------
-
-/// Cursor over a PGM header.
-struct PgmHeader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl PgmHeader<'_> {
-    /// Skips whitespace and `#` comments (to end of line).
-    fn skip_space(&mut self) {
-        while let Some(&b) = self.bytes.get(self.pos) {
-            if b == b'#' {
-                while let Some(&c) = self.bytes.get(self.pos) {
-                    self.pos += 1;
-                    if c == b'\n' || c == b'\r' {
-                        break;
-                    }
-                }
-            } else if b.is_ascii_whitespace() {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
-    }
-
-    /// Reads an unsigned decimal number preceded by whitespace/comments.
-    fn number(&mut self, what: &str) -> Result<u64, String> {
-        self.skip_space();
-        let start = self.pos;
-        let mut v: u64 = 0;
-        while let Some(&b) = self.bytes.get(self.pos) {
-            if !b.is_ascii_digit() {
-                break;
-            }
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(b - b'0')))
-                .ok_or_else(|| format!("{what} is too large"))?;
-            self.pos += 1;
-        }
-        if self.pos == start {
-            return Err(format!("expected {what} in PGM header"));
-        }
-        Ok(v)
-    }
-}
-
-fn read_pgm(path: &Path) -> Result<Image, ImageError> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    match bytes.get(..2) {
-        Some(b"P5") => {}
-        Some(b"P2") => {
-            return Err(unsupported(
-                path,
-                "ASCII PGM (P2); only binary P5 is supported",
-            ))
-        }
-        _ => return Err(decode_err(path, "not a binary PGM (missing 'P5' magic)")),
-    }
-    let mut h = PgmHeader {
-        bytes: &bytes,
-        pos: 2,
-    };
-    let header = (|| -> Result<(u64, u64, u64), String> {
-        // The magic must be followed by whitespace (or a comment).
-        match h.bytes.get(h.pos) {
-            Some(b) if b.is_ascii_whitespace() || *b == b'#' => {}
-            _ => return Err("missing whitespace after 'P5'".into()),
-        }
-        let w = h.number("width")?;
-        let hh = h.number("height")?;
-        let m = h.number("maxval")?;
-        // Exactly one whitespace byte separates maxval from the raster.
-        match h.bytes.get(h.pos) {
-            Some(b) if b.is_ascii_whitespace() => h.pos += 1,
-            Some(_) => return Err("missing whitespace after maxval".into()),
-            None => return Err("file ends after the header".into()),
-        }
-        Ok((w, hh, m))
-    })();
-    let (w, hh, maxval) = header.map_err(|r| decode_err(path, r))?;
-    if maxval == 0 || maxval > 65535 {
-        return Err(decode_err(
-            path,
-            format!("maxval {maxval} outside 1..=65535"),
-        ));
-    }
-    let (width, height) = match (usize::try_from(w), usize::try_from(hh)) {
-        (Ok(a), Ok(b)) => (a, b),
-        _ => {
-            return Err(ImageError::TooLarge {
-                path: path.to_path_buf(),
-                reason: format!("PGM dimensions {w}×{hh}"),
-            })
-        }
-    };
-    if width == 0 || height == 0 {
-        return Err(decode_err(path, "PGM has a zero dimension"));
-    }
-    let n = element_count(&[height, width]).ok_or_else(|| too_large(path, &[height, width]))?;
-    let bps = if maxval < 256 { 1 } else { 2 };
-    let need = n * bps; // n ≤ 2^31, bps ≤ 2: no overflow
-    let raster = bytes.get(h.pos..).unwrap_or(&[]);
-    if raster.len() < need {
-        return Err(decode_err(
-            path,
-            format!(
-                "truncated raster: {} bytes, expected {need} ({width}×{height}, maxval {maxval})",
-                raster.len()
-            ),
-        ));
-    }
-    let raster = &raster[..need];
-    let max = maxval as f32;
-    let mut data = Vec::with_capacity(n);
-    if bps == 1 {
-        for (i, &b) in raster.iter().enumerate() {
-            if u64::from(b) > maxval {
-                return Err(decode_err(
-                    path,
-                    format!("sample {b} at index {i} exceeds maxval {maxval}"),
-                ));
-            }
-            data.push(f32::from(b) / max);
-        }
-    } else {
-        for (i, pair) in raster.chunks_exact(2).enumerate() {
-            let v = u16::from_be_bytes([pair[0], pair[1]]);
-            if u64::from(v) > maxval {
-                return Err(decode_err(
-                    path,
-                    format!("sample {v} at index {i} exceeds maxval {maxval}"),
-                ));
-            }
-            data.push(f32::from(v) / max);
-        }
-    }
-    Ok(Image {
-        width,
-        height,
-        channels: 1,
-        data,
-    })
-}
-
-fn write_pgm(
-    path: &Path,
-    width: usize,
-    height: usize,
-    depth: BitDepth,
-    bytes: &[u8],
-) -> Result<(), ImageError> {
-    let maxval = match depth {
-        BitDepth::Eight => 255,
-        BitDepth::Sixteen => 65535,
-    };
-    let file = File::create(path).map_err(io_err(path))?;
-    let mut w = BufWriter::new(file);
-    write!(w, "P5\n{width} {height}\n{maxval}\n").map_err(io_err(path))?;
-    w.write_all(bytes).map_err(io_err(path))?;
-    w.flush().map_err(io_err(path))?;
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// NPY
-// ---------------------------------------------------------------------------
-
-fn read_npy_image(path: &Path) -> Result<Image, ImageError> {
-    let (shape, data) = read_npy_f32(path)?;
-    let (channels, height, width) = match *shape.as_slice() {
-        [h, w] => (1, h, w),
-        [c, h, w] => (c, h, w),
-        _ => {
-            return Err(unsupported(
-                path,
-                format!(
-                    "an image needs shape (H, W) or (C, H, W), got {}",
-                    dims_string(&shape)
-                ),
-            ))
-        }
-    };
-    if channels == 0 || height == 0 || width == 0 {
-        return Err(decode_err(
-            path,
-            format!("image shape {} has a zero dimension", dims_string(&shape)),
-        ));
-    }
-    if let Some((index, value)) = first_non_finite(&data) {
-        return Err(ImageError::NonFinite {
-            path: path.to_path_buf(),
-            index,
-            value,
-        });
-    }
-    Ok(Image {
-        width,
-        height,
-        channels,
-        data,
-    })
-}
-
-/// Minimal `.npy` header parser and writer.
-mod npy {
-    use super::{decode_err, dims_string, element_count, too_large, unsupported, ImageError};
-    use std::path::Path;
-
-    const MAGIC: &[u8] = b"\x93NUMPY";
-    /// Largest header accepted when reading (NumPy itself caps it at 10 kB by
-    /// default; be a little more generous).
-    const MAX_HEADER: usize = 1 << 20;
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    enum Dtype {
-        F32,
-        F64,
-    }
-
-    #[derive(Debug, Clone, PartialEq)]
-    enum Value {
-        Str(String),
-        Bool(bool),
-        Tuple(Vec<usize>),
-    }
-
-    /// Decodes a whole `.npy` file held in memory.
-    pub(super) fn decode(path: &Path, bytes: &[u8]) -> Result<(Vec<usize>, Vec<f32>), ImageError> {
-        if bytes.get(..MAGIC.len()) != Some(MAGIC) {
-            return Err(decode_err(path, "not a .npy file (bad magic string)"));
-        }
-        let (major, minor) = match bytes.get(6..8) {
-            Some(&[a, b]) => (a, b),
-            _ => return Err(decode_err(path, "truncated .npy preamble")),
-        };
-        let (header_len, header_start) = match major {
-            1 => match bytes.get(8..10) {
-                Some(&[a, b]) => (usize::from(u16::from_le_bytes([a, b])), 10),
-                _ => return Err(decode_err(path, "truncated .npy preamble")),
-            },
-            2 | 3 => match bytes.get(8..12) {
-                Some(&[a, b, c, d]) => {
-                    let len = u32::from_le_bytes([a, b, c, d]);
-                    (usize::try_from(len).unwrap_or(usize::MAX), 12)
-                }
-                _ => return Err(decode_err(path, "truncated .npy preamble")),
-            },
-            _ => {
-                return Err(unsupported(
-                    path,
-                    format!(".npy format version {major}.{minor} (supported: 1.0, 2.0, 3.0)"),
-                ))
-            }
-        };
-        if header_len > MAX_HEADER {
-            return Err(decode_err(
-                path,
-                format!(".npy header length {header_len} is implausible"),
-            ));
-        }
-        let header_end = header_start + header_len;
-        let header = bytes
-            .get(header_start..header_end)
-            .ok_or_else(|| decode_err(path, "truncated .npy header"))?;
-        let header = if major == 3 {
-            std::str::from_utf8(header)
-                .map_err(|_| decode_err(path, ".npy header is not valid UTF-8"))?
-                .to_owned()
-        } else {
-            // Versions 1 and 2 use latin-1; a valid header is ASCII.
-            if !header.is_ascii() {
-                return Err(decode_err(path, ".npy header is not ASCII"));
-            }
-            String::from_utf8_lossy(header).into_owned()
-        };
-        let (dtype, shape) = parse_header(&header)
-            .map_err(|r| decode_err(path, format!("bad .npy header {header:?}: {r}")))?;
-        let dtype = dtype.map_err(|d| unsupported(path, d))?;
-        let n = element_count(&shape).ok_or_else(|| too_large(path, &shape))?;
-        let item = match dtype {
-            Dtype::F32 => 4,
-            Dtype::F64 => 8,
-        };
-        let payload = bytes.get(header_end..).unwrap_or(&[]);
-        // n ≤ 2^31, item ≤ 8: no overflow on 64-bit; checked for 32-bit.
-        let need = n.checked_mul(item).ok_or_else(|| too_large(path, &shape))?;
-        if payload.len() != need {
-            return Err(decode_err(
-                path,
-                format!(
-                    "data section has {} bytes, shape {} of {} needs {need}",
-                    payload.len(),
-                    dims_string(&shape),
-                    if item == 4 { "<f4" } else { "<f8" }
-                ),
-            ));
-        }
-        let data: Vec<f32> = match dtype {
-            Dtype::F32 => payload
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            Dtype::F64 => payload
-                .chunks_exact(8)
-                .map(|c| {
-                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                })
-                .collect(),
-        };
-        Ok((shape, data))
-    }
-
-    /// Parses the header dict. `Err`: the header is malformed. `Ok((dtype,
-    /// shape))` where `dtype` is `Err(reason)` when the (well-formed) header
-    /// describes something unsupported (other dtype, Fortran order).
-    fn parse_header(header: &str) -> Result<(Result<Dtype, String>, Vec<usize>), String> {
-        let mut p = Parser {
-            s: header.as_bytes(),
-            pos: 0,
-        };
-        let mut descr: Option<String> = None;
-        let mut fortran: Option<bool> = None;
-        let mut shape: Option<Vec<usize>> = None;
-        p.expect(b'{')?;
-        loop {
-            p.skip_ws();
-            if p.eat(b'}') {
-                break;
-            }
-            let key = match p.value()? {
-                Value::Str(s) => s,
-                other => return Err(format!("dict key must be a string, got {other:?}")),
-            };
-            p.expect(b':')?;
-            let value = p.value()?;
-            let dup = match (key.as_str(), value) {
-                ("descr", Value::Str(s)) => descr.replace(s).is_some(),
-                ("fortran_order", Value::Bool(b)) => fortran.replace(b).is_some(),
-                ("shape", Value::Tuple(t)) => shape.replace(t).is_some(),
-                ("descr" | "fortran_order" | "shape", v) => {
-                    return Err(format!("key '{key}' has a value of the wrong type: {v:?}"))
-                }
-                _ => return Err(format!("unexpected key '{key}'")),
-            };
-            if dup {
-                return Err(format!("duplicate key '{key}'"));
-            }
-            p.skip_ws();
-            if p.eat(b',') {
-                continue;
-            }
-            p.expect(b'}')?;
-            break;
-        }
-        p.skip_ws();
-        if p.pos != p.s.len() {
-            return Err("trailing characters after the dict".into());
-        }
-        let descr = descr.ok_or("missing key 'descr'")?;
-        let fortran = fortran.ok_or("missing key 'fortran_order'")?;
-        let shape = shape.ok_or("missing key 'shape'")?;
-        let dtype = if fortran {
-            Err("fortran_order True is not supported (save a C-order array)".to_owned())
-        } else {
-            match descr.as_str() {
-                "<f4" => Ok(Dtype::F32),
-                "<f8" => Ok(Dtype::F64),
-                other => Err(format!(
-                    "dtype '{other}' is not supported (expected '<f4' or '<f8')"
-                )),
-            }
-        };
-        Ok((dtype, shape))
-    }
-
-    struct Parser<'a> {
-        s: &'a [u8],
-        pos: usize,
-    }
-
-    impl Parser<'_> {
-        fn skip_ws(&mut self) {
-            while self
-                .s
-                .get(self.pos)
-                .is_some_and(|b| b.is_ascii_whitespace())
-            {
-                self.pos += 1;
-            }
-        }
-
-        fn eat(&mut self, c: u8) -> bool {
-            if self.s.get(self.pos) == Some(&c) {
-                self.pos += 1;
-                true
-            } else {
-                false
-            }
-        }
-
-        fn expect(&mut self, c: u8) -> Result<(), String> {
-            self.skip_ws();
-            if self.eat(c) {
-                Ok(())
-            } else {
-                Err(format!("expected '{}' at offset {}", c as char, self.pos))
-            }
-        }
-
-        fn value(&mut self) -> Result<Value, String> {
-            self.skip_ws();
-            match self.s.get(self.pos) {
-                Some(&q @ (b'\'' | b'"')) => {
-                    self.pos += 1;
-                    let start = self.pos;
-                    while let Some(&b) = self.s.get(self.pos) {
-                        if b == q {
-                            let text =
-                                String::from_utf8_lossy(&self.s[start..self.pos]).into_owned();
-                            self.pos += 1;
-                            return Ok(Value::Str(text));
-                        }
-                        if b == b'\\' {
-                            return Err("escape sequences in strings are not supported".into());
-                        }
-                        self.pos += 1;
-                    }
-                    Err("unterminated string".into())
-                }
-                Some(b'(') => {
-                    self.pos += 1;
-                    let mut dims = Vec::new();
-                    loop {
-                        self.skip_ws();
-                        if self.eat(b')') {
-                            break;
-                        }
-                        dims.push(self.integer()?);
-                        self.skip_ws();
-                        if self.eat(b',') {
-                            continue;
-                        }
-                        self.expect(b')')?;
-                        break;
-                    }
-                    Ok(Value::Tuple(dims))
-                }
-                Some(b) if b.is_ascii_alphabetic() => {
-                    let start = self.pos;
-                    while self
-                        .s
-                        .get(self.pos)
-                        .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
-                    {
-                        self.pos += 1;
-                    }
-                    match &self.s[start..self.pos] {
-                        b"True" => Ok(Value::Bool(true)),
-                        b"False" => Ok(Value::Bool(false)),
-                        other => Err(format!(
-                            "unexpected identifier '{}'",
-                            String::from_utf8_lossy(other)
-                        )),
-                    }
-                }
-                Some(&b) => Err(format!(
-                    "unexpected character '{}' at offset {}",
-                    b as char, self.pos
-                )),
-                None => Err("unexpected end of header".into()),
-            }
-        }
-
-        fn integer(&mut self) -> Result<usize, String> {
-            let start = self.pos;
-            let mut v: usize = 0;
-            while let Some(&b) = self.s.get(self.pos) {
-                if !b.is_ascii_digit() {
-                    break;
-                }
-                v = v
-                    .checked_mul(10)
-                    .and_then(|v| v.checked_add(usize::from(b - b'0')))
-                    .ok_or("shape dimension overflows")?;
-                self.pos += 1;
-            }
-            if self.pos == start {
-                return Err(format!(
-                    "expected a non-negative integer at offset {}",
-                    self.pos
-                ));
-            }
-            // Python 2 long suffix.
-            if matches!(self.s.get(self.pos), Some(b'L' | b'l')) {
-                self.pos += 1;
-            }
-            Ok(v)
-        }
-    }
-
-    /// Builds the preamble + header for a `<f4` C-order array of `shape`,
-    /// padded with spaces and a final newline to a multiple of 64 bytes.
-    pub(super) fn encode_header(shape: &[usize]) -> Vec<u8> {
-        let shape_str = match shape {
-            [] => "()".to_owned(),
-            [d] => format!("({d},)"),
-            _ => dims_string(shape),
-        };
-        let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_str}, }}");
-        // Version 1.0: 10-byte preamble, u16 header length.
-        let total_v1 = (10 + dict.len() + 1).div_ceil(64) * 64;
-        let (version, prefix, total) = if total_v1 - 10 <= usize::from(u16::MAX) {
-            (1u8, 10usize, total_v1)
-        } else {
-            (2u8, 12usize, (12 + dict.len() + 1).div_ceil(64) * 64)
-        };
-        let header_len = total - prefix;
-        let mut out = Vec::with_capacity(total);
-        out.extend_from_slice(MAGIC);
-        out.push(version);
-        out.push(0);
-        if version == 1 {
-            // header_len ≤ u16::MAX checked above
-            out.extend_from_slice(&(header_len as u16).to_le_bytes());
-        } else {
-            out.extend_from_slice(&(header_len as u32).to_le_bytes());
-        }
-        out.extend_from_slice(dict.as_bytes());
-        out.resize(total - 1, b' ');
-        out.push(b'\n');
-        out
-    }
 }
 
 #[cfg(test)]
@@ -1177,7 +500,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A fresh, empty scratch directory for one test.
-    fn scratch_dir(name: &str) -> PathBuf {
+    pub(super) fn scratch_dir(name: &str) -> PathBuf {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "n3net-image-io-{}-{}-{}",
@@ -1190,7 +513,7 @@ mod tests {
         dir
     }
 
-    fn grey(width: usize, height: usize, f: impl Fn(usize, usize) -> f32) -> Image {
+    pub(super) fn grey(width: usize, height: usize, f: impl Fn(usize, usize) -> f32) -> Image {
         let mut data = Vec::with_capacity(width * height);
         for y in 0..height {
             for x in 0..width {
@@ -1247,7 +570,14 @@ mod tests {
         out.extend_from_slice(&crc32(&c).to_be_bytes());
     }
 
-    fn raw_png(w: u32, h: u32, depth: u8, color: u8, interlace: u8, scanlines: &[u8]) -> Vec<u8> {
+    pub(super) fn raw_png(
+        w: u32,
+        h: u32,
+        depth: u8,
+        color: u8,
+        interlace: u8,
+        scanlines: &[u8],
+    ) -> Vec<u8> {
         let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
         let mut ihdr = Vec::new();
         ihdr.extend_from_slice(&w.to_be_bytes());
@@ -1259,7 +589,7 @@ mod tests {
         out
     }
 
-    fn encode_png(
+    pub(super) fn encode_png(
         path: &Path,
         w: u32,
         h: u32,
@@ -1409,7 +739,7 @@ mod tests {
         assert_eq!(read_npy_f32(&p).unwrap(), (shape, vec![0.75]));
     }
 
-    fn npy_bytes(version: u8, header: &str, payload: &[u8]) -> Vec<u8> {
+    pub(super) fn npy_bytes(version: u8, header: &str, payload: &[u8]) -> Vec<u8> {
         let mut out = b"\x93NUMPY".to_vec();
         out.push(version);
         out.push(0);
@@ -1881,3 +1211,6 @@ mod tests {
         assert_eq!(img.plane_len(), Some(4));
     }
 }
+
+#[cfg(test)]
+mod row_tests;
