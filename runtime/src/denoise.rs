@@ -1,7 +1,14 @@
 //! Running a [`Model`] on an image through the core.
 
+use std::ops::Range;
+use std::path::Path;
+
 use anyhow::{bail, Context};
-use n3net_core::{Isa, Plan};
+use n3net_core::exec::stream::{Stream, PUSH_ROWS};
+use n3net_core::{Isa, Network, Plan};
+use rayon::prelude::*;
+
+use crate::image_io::{BitDepth, RowOrder, RowReader, RowWriter};
 
 use crate::model::Model;
 use crate::noise::sigma_map_from_profile;
@@ -26,54 +33,64 @@ pub enum NoiseLevel {
     },
 }
 
-/// Builds the network input: the image, plus a σ map (σ/255 per pixel) for a
-/// noise-conditioned model with two input channels.
-pub fn network_input(model: &Model, image: &[f32], noise: NoiseLevel) -> anyhow::Result<Vec<f32>> {
-    match (model.hyper.in_channels, noise) {
-        (1, _) => Ok(image.to_vec()),
-        (2, NoiseLevel::Sigma(s)) => {
-            if !(s.is_finite() && s >= 0.0) {
-                bail!("the noise level must be finite and >= 0, got {s}");
+impl NoiseLevel {
+    /// Checks that this level suits a model with `in_channels` inputs and is
+    /// finite and non-negative.
+    pub fn check(self, in_channels: usize) -> anyhow::Result<()> {
+        match (in_channels, self) {
+            (1, _) => Ok(()),
+            (2, NoiseLevel::Sigma(s)) if !(s.is_finite() && s >= 0.0) => {
+                bail!("the noise level must be finite and >= 0, got {s}")
             }
-            let mut v = image.to_vec();
-            v.extend(std::iter::repeat_n(s / 255.0, image.len()));
-            Ok(v)
-        }
-        (2, NoiseLevel::Profile { a, b }) => {
-            if !(a.is_finite() && b.is_finite() && a >= 0.0 && b >= 0.0) {
-                bail!("the noise profile A,B must be finite and >= 0, got {a},{b}");
+            (2, NoiseLevel::Profile { a, b })
+                if !(a.is_finite() && b.is_finite() && a >= 0.0 && b >= 0.0) =>
+            {
+                bail!("the noise profile A,B must be finite and >= 0, got {a},{b}")
             }
-            let clamped: Vec<f32> = image.iter().map(|&x| x.clamp(0.0, 1.0)).collect();
-            let mut v = image.to_vec();
-            v.extend(sigma_map_from_profile(&clamped, a, b));
-            Ok(v)
+            (2, NoiseLevel::Unknown) => {
+                bail!("this model is noise-level conditioned: give --sigma or --noise-profile")
+            }
+            (2, _) => Ok(()),
+            (c, _) => bail!("models with {c} input channels are not supported by this tool"),
         }
-        (2, NoiseLevel::Unknown) => {
-            bail!("this model is noise-level conditioned: give --sigma or --noise-profile")
+    }
+
+    /// Appends the network input for `image` values (a plane or a row) to
+    /// `out`: the values, then for a two-channel model the σ map (σ/255 per
+    /// value). The level must have passed [`NoiseLevel::check`].
+    fn push_input(self, in_channels: usize, image: &[f32], out: &mut Vec<f32>) {
+        out.extend_from_slice(image);
+        if in_channels < 2 {
+            return;
         }
-        (c, _) => bail!("models with {c} input channels are not supported by this tool"),
+        match self {
+            NoiseLevel::Sigma(s) => out.extend(std::iter::repeat_n(s / 255.0, image.len())),
+            NoiseLevel::Profile { a, b } => {
+                let clamped: Vec<f32> = image.iter().map(|&x| x.clamp(0.0, 1.0)).collect();
+                out.extend(sigma_map_from_profile(&clamped, a, b));
+            }
+            NoiseLevel::Unknown => {}
+        }
     }
 }
 
-/// Denoises one `height × width` grey plane with `model`.
+/// Builds the network input: the image, plus a σ map (σ/255 per pixel) for a
+/// noise-conditioned model with two input channels.
+pub fn network_input(model: &Model, image: &[f32], noise: NoiseLevel) -> anyhow::Result<Vec<f32>> {
+    let cin = model.hyper.in_channels;
+    noise.check(cin)?;
+    let mut v = Vec::with_capacity(cin * image.len());
+    noise.push_input(cin, image, &mut v);
+    Ok(v)
+}
+
+/// Denoises one `height × width` grey plane with `model`, whole-image.
 pub fn denoise_plane(
     model: &Model,
     image: &[f32],
     height: usize,
     width: usize,
     noise: NoiseLevel,
-) -> anyhow::Result<Vec<f32>> {
-    denoise_plane_with_progress(model, image, height, width, noise, &mut |_, _| {})
-}
-
-/// [`denoise_plane`], reporting `(done, total)` steps as it goes.
-pub fn denoise_plane_with_progress(
-    model: &Model,
-    image: &[f32],
-    height: usize,
-    width: usize,
-    noise: NoiseLevel,
-    progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<Vec<f32>> {
     if image.len() != height * width {
         bail!("image length {} is not {height}×{width}", image.len());
@@ -84,6 +101,218 @@ pub fn denoise_plane_with_progress(
     let input = network_input(model, image, noise)?;
     let mut output = vec![0.0; net.cout() * height * width];
     let mut ws = vec![0u8; plan.workspace_bytes()];
-    plan.run_with_progress(&input, &mut output, &mut ws, progress)?;
+    plan.run(&input, &mut output, &mut ws)?;
     Ok(output)
+}
+
+/// How [`denoise_file`] cuts an image into column stripes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StripeOptions {
+    /// Output columns per stripe; `None` picks the widest stripe whose
+    /// workspaces (one per thread) fit in `max_memory`.
+    pub stripe: Option<usize>,
+    /// Stripes run at once, each on its own thread with its own workspace.
+    pub threads: usize,
+    /// Budget for the workspaces of all threads together, in bytes.
+    pub max_memory: usize,
+}
+
+/// The stripes [`denoise_file`] runs for one image width.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Striping {
+    /// Output columns per stripe (the last one may be narrower).
+    pub stripe: usize,
+    /// Number of stripes.
+    pub stripes: usize,
+    /// Stripes run at once.
+    pub threads: usize,
+    /// Workspace bytes of one running stripe.
+    pub workspace_bytes: usize,
+}
+
+/// Auto stripe widths are multiples of this.
+const STRIPE_STEP: usize = 32;
+
+/// Chooses the stripes for images `width` wide: the given stripe width, or
+/// the widest multiple of 32 columns whose workspaces, one per thread, fit
+/// in the budget (no wider than needed to give every thread a stripe).
+pub fn plan_striping(
+    net: &Network<'_>,
+    width: usize,
+    opts: StripeOptions,
+) -> anyhow::Result<Striping> {
+    if width == 0 {
+        bail!("the image has no columns");
+    }
+    let threads = opts.threads.max(1);
+    let bytes = |s: usize| Stream::stripe_workspace_bytes(net, s).map_err(anyhow::Error::from);
+    let stripe = match opts.stripe {
+        Some(0) => bail!("--stripe must be at least 1 column"),
+        Some(s) => s.min(width),
+        None => {
+            let budget = opts.max_memory / threads;
+            let widest = width.div_ceil(threads);
+            let smallest = STRIPE_STEP.min(widest);
+            if bytes(smallest)? > budget {
+                bail!(
+                    "a memory budget of {} MiB is too small for {threads} thread(s): one \
+                     {smallest}-column stripe needs {:.1} MiB of workspace",
+                    opts.max_memory >> 20,
+                    bytes(smallest)? as f64 / (1 << 20) as f64
+                );
+            }
+            // The workspace grows with the stripe width: binary search.
+            let (mut lo, mut hi) = (smallest, widest.max(smallest));
+            while lo < hi {
+                let mid = (lo + hi).div_ceil(2);
+                if bytes(mid)? <= budget {
+                    lo = mid;
+                } else {
+                    hi = mid - 1;
+                }
+            }
+            if lo < widest {
+                lo -= lo % STRIPE_STEP;
+            }
+            lo.max(smallest)
+        }
+    };
+    let stripes = width.div_ceil(stripe);
+    Ok(Striping {
+        stripe,
+        stripes,
+        threads: threads.min(stripes),
+        workspace_bytes: bytes(stripe)?,
+    })
+}
+
+/// Denoises the image file `input` into `output` (any format of
+/// [`RowReader`] / [`RowWriter`]) without holding the image: each column
+/// stripe streams the decoded rows through the core's [`Stream`] and its
+/// output rows go to the writer as they become final. With one stripe the
+/// output is encoded row by row as it comes; with several, stripes run on
+/// `threads` threads and write their pieces in place (a PNG is assembled
+/// from a scratch file). The output is bit-identical to [`denoise_plane`]
+/// for any stripe width and thread count. `progress(rows, total)` gets the
+/// rows each stripe finishes as it goes, out of `total = height × stripes`.
+pub fn denoise_file(
+    model: &Model,
+    input: &Path,
+    output: &Path,
+    noise: NoiseLevel,
+    depth: BitDepth,
+    opts: StripeOptions,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> anyhow::Result<Striping> {
+    let cin = model.hyper.in_channels;
+    noise.check(cin)?;
+    let net = model.network()?;
+    if net.cout() != 1 {
+        bail!(
+            "models with {} output channels are not supported by this tool",
+            net.cout()
+        );
+    }
+    let reader = RowReader::open(input)?;
+    let (height, width) = (reader.height(), reader.width());
+    let st = plan_striping(&net, width, opts)?;
+    let total = height * st.stripes;
+    let progress = &|rows: usize| progress(rows, total);
+    let job = StripeJob {
+        net: &net,
+        isa: Isa::detect(),
+        height,
+        width,
+        cin,
+        noise,
+        workspace_bytes: st.workspace_bytes,
+    };
+    let size = || format!("cannot run a {width}×{height} image");
+    if st.stripes == 1 {
+        let mut writer = RowWriter::create(output, width, height, depth, RowOrder::Sequential)?;
+        job.run(
+            reader,
+            0..width,
+            &mut |_, row| Ok(writer.write_row(row)?),
+            progress,
+        )
+        .with_context(size)?;
+        writer.finish()?;
+        return Ok(st);
+    }
+    drop(reader);
+    let writer = RowWriter::create(output, width, height, depth, RowOrder::Any)?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(st.threads)
+        .build()?;
+    pool.install(|| {
+        (0..st.stripes).into_par_iter().try_for_each(|i| {
+            let cols = i * st.stripe..((i + 1) * st.stripe).min(width);
+            let x0 = cols.start;
+            let reader = RowReader::open(input)?;
+            job.run(
+                reader,
+                cols,
+                &mut |y, row| Ok(writer.write_at(y, x0, row)?),
+                progress,
+            )
+            .with_context(size)
+        })
+    })?;
+    writer.finish()?;
+    Ok(st)
+}
+
+/// What every stripe of one image shares.
+struct StripeJob<'a, 'w> {
+    net: &'a Network<'w>,
+    isa: Isa,
+    height: usize,
+    width: usize,
+    cin: usize,
+    noise: NoiseLevel,
+    workspace_bytes: usize,
+}
+
+impl StripeJob<'_, '_> {
+    /// Streams the rows of `reader` through the stripe with output columns
+    /// `cols`, handing each final output row to `sink(y, row)`.
+    fn run(
+        &self,
+        mut reader: RowReader,
+        cols: Range<usize>,
+        sink: &mut dyn FnMut(usize, &[f32]) -> anyhow::Result<()>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> anyhow::Result<()> {
+        let mut ws = vec![0u8; self.workspace_bytes];
+        let (h, w) = (self.height, self.width);
+        let mut s = Stream::stripe(self.net, h, w, cols.clone(), self.isa, &mut ws)?;
+        let inc = s.input_columns();
+        let mut row = vec![0.0f32; w];
+        let mut input = Vec::with_capacity(self.cin * inc.len());
+        let mut out = vec![0.0f32; PUSH_ROWS * cols.len()];
+        let mut done = 0;
+        for _ in 0..h {
+            reader.next_row(&mut row)?;
+            input.clear();
+            self.noise
+                .push_input(self.cin, &row[inc.clone()], &mut input);
+            s.push_rows(&input)?;
+            loop {
+                let n = s.pull_rows(&mut out)?;
+                if n == 0 {
+                    break;
+                }
+                for r in out.chunks_exact(cols.len()).take(n) {
+                    sink(done, r)?;
+                    done += 1;
+                }
+                progress(n);
+            }
+        }
+        if done != h {
+            bail!("the stream ended with {done} of {h} rows final");
+        }
+        Ok(())
+    }
 }

@@ -9,10 +9,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use n3net_core::exec::stream::Stream;
 use n3net_core::{Isa, Network, Plan};
 use n3net_runtime::denoise::{
-    denoise_plane, denoise_plane_with_progress, network_input, NoiseLevel,
+    denoise_file, denoise_plane, network_input, NoiseLevel, StripeOptions,
 };
 use n3net_runtime::eval::{evaluate, list_images};
-use n3net_runtime::image_io::{read_image, write_image, write_npy_f32, BitDepth, Image};
+use n3net_runtime::image_io::{read_image, write_npy_f32, BitDepth, Image};
 use n3net_runtime::metrics::max_abs_diff;
 use n3net_runtime::noise::add_gaussian_noise;
 use n3net_runtime::{onnx, reference, Model};
@@ -33,29 +33,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Denoise one image: `n3net denoise noisy.png clean.png --sigma 25`.
-    Denoise {
-        /// Noisy input image (.png, .pgm or .npy).
-        input: PathBuf,
-        /// Output image (.png, .pgm or .npy; .npy keeps the exact float values).
-        output: PathBuf,
-        /// Model file (.onnx); default: the built-in default model
-        /// (models/n3net-gray-blind.onnx, noise-level conditioned).
-        #[arg(long, short)]
-        model: Option<PathBuf>,
-        /// Noise level σ on the 0–255 scale (a noise-conditioned model needs
-        /// this or --noise-profile).
-        #[arg(long, short, conflicts_with = "noise_profile")]
-        sigma: Option<f32>,
-        /// Poisson–Gaussian noise profile `A,B`: the noise variance at a pixel
-        /// of intensity x ∈ [0, 1] is A·x + B (DNG NoiseProfile / Android
-        /// SENSOR_NOISE_PROFILE form, on the [0, 1] scale). The intensity is the
-        /// noisy pixel value clamped to [0, 1].
-        #[arg(long, value_name = "A,B", value_parser = parse_profile, allow_hyphen_values = true)]
-        noise_profile: Option<(f32, f32)>,
-        /// Bits per sample of a PNG/PGM output.
-        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(8..=16))]
-        bits: u8,
-    },
+    ///
+    /// The image is streamed: rows are decoded, run through the network in
+    /// column stripes and encoded as they become final, in memory that does
+    /// not grow with the image (see --max-memory).
+    Denoise(DenoiseArgs),
     /// Evaluate on a test set: adds seeded Gaussian noise, prints per-image
     /// and mean PSNR and SSIM.
     Eval {
@@ -84,6 +66,9 @@ enum Command {
         /// Image width for the workspace figure.
         #[arg(long, default_value_t = 512)]
         width: usize,
+        /// Also the workspace of column stripes this many columns wide.
+        #[arg(long)]
+        stripe: Option<usize>,
     },
     /// Compare the core with tract running the whole ONNX graph on the same
     /// input (the size the model was exported for); prints the max abs difference.
@@ -109,6 +94,46 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+}
+
+/// Arguments of `n3net denoise`.
+#[derive(clap::Args)]
+struct DenoiseArgs {
+    /// Noisy input image (.png, .pgm or .npy).
+    input: PathBuf,
+    /// Output image (.png, .pgm or .npy; .npy keeps the exact float values).
+    output: PathBuf,
+    /// Model file (.onnx); default: the built-in default model
+    /// (models/n3net-gray-blind.onnx, noise-level conditioned).
+    #[arg(long, short)]
+    model: Option<PathBuf>,
+    /// Noise level σ on the 0–255 scale (a noise-conditioned model needs
+    /// this or --noise-profile).
+    #[arg(long, short, conflicts_with = "noise_profile")]
+    sigma: Option<f32>,
+    /// Poisson–Gaussian noise profile `A,B`: the noise variance at a pixel
+    /// of intensity x ∈ [0, 1] is A·x + B (DNG NoiseProfile / Android
+    /// SENSOR_NOISE_PROFILE form, on the [0, 1] scale). The intensity is the
+    /// noisy pixel value clamped to [0, 1].
+    #[arg(long, value_name = "A,B", value_parser = parse_profile, allow_hyphen_values = true)]
+    noise_profile: Option<(f32, f32)>,
+    /// Bits per sample of a PNG/PGM output.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(8..=16))]
+    bits: u8,
+    /// Output columns per stripe (default: the widest that fits --max-memory).
+    /// The output does not depend on it.
+    #[arg(long)]
+    stripe: Option<usize>,
+    /// Stripes run in parallel (default: all cores). The output does not
+    /// depend on it.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Budget in MiB for the stream workspaces of all threads together.
+    #[arg(long, default_value_t = 192)]
+    max_memory: usize,
+    /// Print the stripe layout and the workspace size.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 /// A test set and its seeded noise draws (shared by `eval` and `noisy`).
@@ -170,14 +195,9 @@ fn noise_level(sigma: Option<f32>, profile: Option<(f32, f32)>) -> NoiseLevel {
     }
 }
 
-fn cmd_denoise(
-    input: &Path,
-    output: &Path,
-    model: Option<&Path>,
-    noise: NoiseLevel,
-    bits: u8,
-) -> anyhow::Result<()> {
-    let model = load_model(model)?;
+fn cmd_denoise(args: &DenoiseArgs) -> anyhow::Result<()> {
+    let model = load_model(args.model.as_deref())?;
+    let noise = noise_level(args.sigma, args.noise_profile);
     if let (NoiseLevel::Sigma(s), Some(m)) = (noise, model.hyper.sigma) {
         if model.hyper.in_channels == 1 && (s - m).abs() > 0.5 {
             eprintln!(
@@ -185,32 +205,47 @@ fn cmd_denoise(
             );
         }
     }
-    let img = read_grey(input)?;
-    let bar = ProgressBar::new(1);
-    bar.set_style(
-        ProgressStyle::with_template("denoising [{bar:30}] {pos}/{len} stages, {elapsed} elapsed")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let mut progress = |done: usize, total: usize| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    };
-    let out = denoise_plane_with_progress(
-        &model,
-        &img.data,
-        img.height,
-        img.width,
-        noise,
-        &mut progress,
-    )?;
-    bar.finish_and_clear();
-    let depth = match bits {
+    let depth = match args.bits {
         8 => BitDepth::Eight,
         16 => BitDepth::Sixteen,
         b => bail!("--bits must be 8 or 16, got {b}"),
     };
-    let out = Image::new(img.width, img.height, 1, out)?;
-    write_image(output, &out, depth)?;
+    let threads = match args.threads {
+        Some(0) => bail!("--threads must be at least 1"),
+        Some(t) => t,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let opts = StripeOptions {
+        stripe: args.stripe,
+        threads,
+        max_memory: args
+            .max_memory
+            .checked_mul(1 << 20)
+            .context("--max-memory is too large")?,
+    };
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "denoising [{bar:30}] {percent}%, {elapsed} elapsed, {eta} left",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let progress = |rows: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.inc(rows as u64);
+    };
+    let (input, output) = (&args.input, &args.output);
+    let st = denoise_file(&model, input, output, noise, depth, opts, &progress)?;
+    bar.finish_and_clear();
+    if args.verbose {
+        eprintln!(
+            "{} stripe(s) of {} columns on {} thread(s), {:.1} MiB workspace each",
+            st.stripes,
+            st.stripe,
+            st.threads,
+            st.workspace_bytes as f64 / (1 << 20) as f64
+        );
+    }
     Ok(())
 }
 
@@ -256,7 +291,12 @@ fn cmd_eval(
     Ok(())
 }
 
-fn cmd_info(path: Option<&Path>, height: usize, width: usize) -> anyhow::Result<()> {
+fn cmd_info(
+    path: Option<&Path>,
+    height: usize,
+    width: usize,
+    stripe: Option<usize>,
+) -> anyhow::Result<()> {
     let model = load_model(path)?;
     let net = model.network()?;
     let h = &model.hyper;
@@ -308,12 +348,14 @@ fn cmd_info(path: Option<&Path>, height: usize, width: usize) -> anyhow::Result<
         ),
         Err(e) => println!("workspace        not available for {width}×{height}: {e}"),
     }
-    print_stream_figures(&net, height, width);
+    print_stream_figures(&net, height, width, stripe);
     Ok(())
 }
 
-/// The streaming executor's workspace (independent of the height) and latency.
-fn print_stream_figures(net: &Network<'_>, height: usize, width: usize) {
+/// The streaming executor's workspace (independent of the height), its
+/// latency, and the column stripes' halo and workspace (independent of the
+/// width too).
+fn print_stream_figures(net: &Network<'_>, height: usize, width: usize, stripe: Option<usize>) {
     let bytes = match Stream::workspace_bytes(net, width) {
         Ok(b) => b,
         Err(e) => return println!("stream workspace not available for width {width}: {e}"),
@@ -325,6 +367,18 @@ fn print_stream_figures(net: &Network<'_>, height: usize, width: usize) {
     match Stream::latency_for(net, height) {
         Ok(rows) => println!("stream latency   {rows} rows for {width}×{height}"),
         Err(e) => println!("stream latency   not available for {width}×{height}: {e}"),
+    }
+    if let Ok(h) = Stream::max_halo(net) {
+        println!("stripe halo      at most {h} columns on each side");
+    }
+    if let Some(s) = stripe {
+        match Stream::stripe_workspace_bytes(net, s) {
+            Ok(b) => println!(
+                "stripe workspace {b} bytes ({:.1} MiB) for {s}-column stripes, any width and height",
+                b as f64 / (1 << 20) as f64
+            ),
+            Err(e) => println!("stripe workspace not available for {s}-column stripes: {e}"),
+        }
     }
 }
 
@@ -400,20 +454,7 @@ fn cmd_noisy(draws: &Draws, out: &Path) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Denoise {
-            input,
-            output,
-            model,
-            sigma,
-            noise_profile,
-            bits,
-        } => cmd_denoise(
-            input,
-            output,
-            model.as_deref(),
-            noise_level(*sigma, *noise_profile),
-            *bits,
-        ),
+        Command::Denoise(args) => cmd_denoise(args),
         Command::Eval {
             model,
             draws,
@@ -433,7 +474,8 @@ fn main() -> ExitCode {
             model,
             height,
             width,
-        } => cmd_info(model.as_deref(), *height, *width),
+            stripe,
+        } => cmd_info(model.as_deref(), *height, *width, *stripe),
         Command::Compare {
             model,
             input,

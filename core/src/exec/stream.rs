@@ -25,6 +25,14 @@
 //! that can make progress runs, so every buffer holds a number of rows bounded
 //! by the model's halos (conv depths, patch size and stride, search window),
 //! never by the image height.
+//!
+//! [`Stream::stripe`] bounds the width too: it streams a column stripe plus
+//! the halo its output depends on ([`Stream::stripe_input_columns`], derived
+//! from the model and the whole-image patch grid) and returns the stripe's
+//! columns, bit-identical to the whole image, in a workspace that depends on
+//! the stripe width only ([`Stream::stripe_workspace_bytes`]). Stripes are
+//! independent: run them one after the other in one workspace, or in
+//! parallel in one workspace each.
 
 use core::ops::Range;
 
