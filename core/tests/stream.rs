@@ -3,30 +3,9 @@
 
 mod common;
 
-use common::{image, RandomNet, Rng, Spec};
+use common::{assert_bits, image, random_spec, to_rows, whole, RandomNet, Rng, Spec};
 use n3net_core::exec::stream::{Stream, PUSH_ROWS};
 use n3net_core::{ErrorKind, Isa, Network, Plan};
-
-/// The whole-image output of `net`.
-fn whole(net: &Network<'_>, input: &[f32], h: usize, w: usize, isa: Isa) -> Vec<f32> {
-    let plan = Plan::new(net, h, w, isa).expect("plan");
-    let mut ws = vec![0u8; plan.workspace_bytes()];
-    let mut out = vec![0.0; net.cout() * h * w];
-    plan.run(input, &mut out, &mut ws).expect("run");
-    out
-}
-
-/// Planes (`c × h × w`) → rows (`h × c × w`), the stream's layout.
-fn to_rows(planes: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
-    let mut rows = vec![0.0; planes.len()];
-    for ch in 0..c {
-        for y in 0..h {
-            let src = &planes[(ch * h + y) * w..][..w];
-            rows[(y * c + ch) * w..][..w].copy_from_slice(src);
-        }
-    }
-    rows
-}
 
 /// Streams `input` (rows layout) pushing `chunk(i)` rows at the i-th push and
 /// pulling after every push; returns the output rows.
@@ -67,17 +46,6 @@ fn streamed(
     assert_eq!(got, h, "every row final after the last push");
     assert_eq!(s.pending_rows(), 0);
     out
-}
-
-fn assert_bits(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len());
-    let bad = a
-        .iter()
-        .zip(b)
-        .position(|(x, y)| x.to_bits() != y.to_bits());
-    if let Some(i) = bad {
-        panic!("{what}: first difference at {i}: {} vs {}", a[i], b[i]);
-    }
 }
 
 fn check_sizes(spec: Spec, sizes: &[(usize, usize)], chunks: &[usize]) {
@@ -142,25 +110,6 @@ fn reference_kernels_stream_identically() {
     let want = whole(&net, &input, h, w, Isa::Generic);
     let got = streamed(&net, &input, h, w, Isa::Generic, &mut |i| 1 + i % 5);
     assert_bits(&got, &want, "generic");
-}
-
-/// A random small network: every hyper-parameter drawn, patch grids from
-/// 1×1 patches to windows larger than the grid.
-fn random_spec(rng: &mut Rng) -> Spec {
-    let patch = rng.range(1, 6);
-    let mut spec = Spec::paper(rng.range(1, 2));
-    spec.features = rng.range(2, 6);
-    spec.dncnn_depth = rng.range(1, 3);
-    spec.embed_depth = rng.range(1, 2);
-    spec.channels = rng.range(1, 3);
-    spec.blocks = rng.range(0, 2);
-    spec.n3.k = rng.range(1, 3);
-    spec.n3.patch = patch;
-    spec.n3.stride = rng.range(1, patch);
-    spec.n3.window = 2 * rng.range(1, 3) + 1;
-    const KERNELS: [&[usize]; 5] = [&[3], &[1, 3], &[5, 3], &[3, 1, 5], &[1]];
-    spec.kernels = KERNELS[rng.range(0, KERNELS.len() - 1)];
-    spec
 }
 
 #[test]

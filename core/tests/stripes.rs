@@ -4,28 +4,13 @@
 
 mod common;
 
-use common::{image, RandomNet, Rng, Spec};
+use common::{assert_bits, image, random_spec, to_rows, whole, RandomNet, Rng, Spec};
 use n3net_core::exec::stream::{Stream, PUSH_ROWS};
 use n3net_core::{ErrorKind, Isa, Network, Plan};
 
 /// The whole-image output of `net`, as rows (`h × cout × w`).
 fn whole_rows(net: &Network<'_>, input: &[f32], h: usize, w: usize, isa: Isa) -> Vec<f32> {
-    let plan = Plan::new(net, h, w, isa).expect("plan");
-    let mut ws = vec![0u8; plan.workspace_bytes()];
-    let mut out = vec![0.0; net.cout() * h * w];
-    plan.run(input, &mut out, &mut ws).expect("run");
-    to_rows(&out, net.cout(), h, w)
-}
-
-/// Planes (`c × h × w`) → rows (`h × c × w`), the stream's layout.
-fn to_rows(planes: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
-    let mut rows = vec![0.0; planes.len()];
-    for ch in 0..c {
-        for y in 0..h {
-            rows[(y * c + ch) * w..][..w].copy_from_slice(&planes[(ch * h + y) * w..][..w]);
-        }
-    }
-    rows
+    to_rows(&whole(net, input, h, w, isa), net.cout(), h, w)
 }
 
 /// Columns `cols` of every row of every channel (`h × c × w` → `h × c × cols.len()`).
@@ -75,17 +60,6 @@ fn run_stripe(
     }
     assert_eq!(got, h);
     out
-}
-
-fn assert_bits(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    if let Some(i) = a
-        .iter()
-        .zip(b)
-        .position(|(x, y)| x.to_bits() != y.to_bits())
-    {
-        panic!("{what}: first difference at {i}: {} vs {}", a[i], b[i]);
-    }
 }
 
 /// Checks the stripes of width `stripe` starting at `starts` (every stripe
@@ -182,25 +156,6 @@ fn reference_kernels_stripe_identically() {
     let rn = RandomNet::new(spec, 24);
     let net = rn.network();
     check_stripes(&net, 83, 161, 40, None, Isa::Generic, &mut |i| 1 + i % 4, 5);
-}
-
-/// A random small network: every hyper-parameter drawn, patch grids from
-/// 1×1 patches to windows larger than the grid.
-fn random_spec(rng: &mut Rng) -> Spec {
-    let patch = rng.range(1, 6);
-    let mut spec = Spec::paper(rng.range(1, 2));
-    spec.features = rng.range(2, 6);
-    spec.dncnn_depth = rng.range(1, 3);
-    spec.embed_depth = rng.range(1, 2);
-    spec.channels = rng.range(1, 3);
-    spec.blocks = rng.range(0, 2);
-    spec.n3.k = rng.range(1, 3);
-    spec.n3.patch = patch;
-    spec.n3.stride = rng.range(1, patch);
-    spec.n3.window = 2 * rng.range(1, 3) + 1;
-    const KERNELS: [&[usize]; 5] = [&[3], &[1, 3], &[5, 3], &[3, 1, 5], &[1]];
-    spec.kernels = KERNELS[rng.range(0, KERNELS.len() - 1)];
-    spec
 }
 
 #[test]

@@ -991,27 +991,7 @@ mod tests {
         let dir = scratch_dir("adam7");
         let (w, h) = (13usize, 10usize);
         let value = |x: usize, y: usize| ((x * 19 + y * 7) % 256) as u8;
-        let passes = [
-            (0, 0, 8, 8),
-            (4, 0, 8, 8),
-            (0, 4, 4, 8),
-            (2, 0, 4, 4),
-            (0, 2, 2, 4),
-            (1, 0, 2, 2),
-            (0, 1, 1, 2),
-        ];
-        let mut raw = Vec::new();
-        for (x0, y0, dx, dy) in passes {
-            let xs: Vec<usize> = (x0..w).step_by(dx).collect();
-            let ys: Vec<usize> = (y0..h).step_by(dy).collect();
-            if xs.is_empty() || ys.is_empty() {
-                continue;
-            }
-            for &y in &ys {
-                raw.push(0); // filter: none
-                raw.extend(xs.iter().map(|&x| value(x, y)));
-            }
-        }
+        let raw = super::row_tests::adam7(w, h, |x, y| vec![value(x, y)]);
         let p = dir.join("i.png");
         std::fs::write(&p, raw_png(w as u32, h as u32, 8, 0, 1, &raw)).unwrap();
         let img = read_image(&p).unwrap();

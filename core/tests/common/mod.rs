@@ -1,7 +1,7 @@
 //! Random-weight networks and a seeded PRNG shared by the integration tests.
 #![allow(dead_code)]
 
-use n3net_core::{Cnn, ConvLayer, N3Block, N3Params, Network};
+use n3net_core::{Cnn, ConvLayer, Isa, N3Block, N3Params, Network, Plan};
 
 /// A small LCG: deterministic, no dependencies.
 pub struct Rng(pub u64);
@@ -172,4 +172,55 @@ impl RandomNet {
 pub fn image(c: usize, h: usize, w: usize, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
     (0..c * h * w).map(|_| rng.unit()).collect()
+}
+
+/// The whole-image output of `net`.
+pub fn whole(net: &Network<'_>, input: &[f32], h: usize, w: usize, isa: Isa) -> Vec<f32> {
+    let plan = Plan::new(net, h, w, isa).expect("plan");
+    let mut ws = vec![0u8; plan.workspace_bytes()];
+    let mut out = vec![0.0; net.cout() * h * w];
+    plan.run(input, &mut out, &mut ws).expect("run");
+    out
+}
+
+/// Planes (`c × h × w`) → rows (`h × c × w`), the stream's layout.
+pub fn to_rows(planes: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
+    let mut rows = vec![0.0; planes.len()];
+    for ch in 0..c {
+        for y in 0..h {
+            let src = &planes[(ch * h + y) * w..][..w];
+            rows[(y * c + ch) * w..][..w].copy_from_slice(src);
+        }
+    }
+    rows
+}
+
+pub fn assert_bits(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len());
+    let bad = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x.to_bits() != y.to_bits());
+    if let Some(i) = bad {
+        panic!("{what}: first difference at {i}: {} vs {}", a[i], b[i]);
+    }
+}
+
+/// A random small network: every hyper-parameter drawn, patch grids from
+/// 1×1 patches to windows larger than the grid.
+pub fn random_spec(rng: &mut Rng) -> Spec {
+    let patch = rng.range(1, 6);
+    let mut spec = Spec::paper(rng.range(1, 2));
+    spec.features = rng.range(2, 6);
+    spec.dncnn_depth = rng.range(1, 3);
+    spec.embed_depth = rng.range(1, 2);
+    spec.channels = rng.range(1, 3);
+    spec.blocks = rng.range(0, 2);
+    spec.n3.k = rng.range(1, 3);
+    spec.n3.patch = patch;
+    spec.n3.stride = rng.range(1, patch);
+    spec.n3.window = 2 * rng.range(1, 3) + 1;
+    const KERNELS: [&[usize]; 5] = [&[3], &[1, 3], &[5, 3], &[3, 1, 5], &[1]];
+    spec.kernels = KERNELS[rng.range(0, KERNELS.len() - 1)];
+    spec
 }

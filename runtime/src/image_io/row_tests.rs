@@ -97,7 +97,7 @@ fn row_reader_matches_read_image_for_every_png_kind() {
 
 /// Adam7 scanlines (filter type none) of a `w × h` image whose pixel at
 /// `(x, y)` is `pixel(x, y)`.
-fn adam7(w: usize, h: usize, pixel: impl Fn(usize, usize) -> Vec<u8>) -> Vec<u8> {
+pub(super) fn adam7(w: usize, h: usize, pixel: impl Fn(usize, usize) -> Vec<u8>) -> Vec<u8> {
     let passes = [
         (0, 0, 8, 8),
         (4, 0, 8, 8),
