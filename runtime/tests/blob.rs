@@ -1,9 +1,10 @@
 //! The weight blob (`.n3b`): the runtime's writer against the core's parser.
 //! Round trips of the committed fixtures and the default model, alignment,
-//! every single-byte corruption and truncation of a small blob, and the
-//! header errors.
+//! every single-byte corruption and truncation of a small blob, the header
+//! errors, and the `n3net convert` / `info` / `denoise` commands.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use n3net_core::blob::{self, ModelBlob};
 use n3net_core::model::N3Params;
@@ -256,4 +257,66 @@ fn header_errors_have_their_kinds() {
     let placed = Placed::new(&b, 0);
     let err = ModelBlob::parse(placed.bytes()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Checksum);
+}
+
+fn n3net(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_n3net"));
+    for a in args {
+        cmd.arg(a);
+    }
+    cmd.output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `info`'s lines after the first (which names the file).
+fn info_body(model: &Path) -> String {
+    let text = stdout(&n3net(&[
+        &"info",
+        &model,
+        &"--height",
+        &"64",
+        &"--width",
+        &"64",
+    ]));
+    text.lines().skip(1).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn cli_converts_inspects_and_denoises_with_a_blob() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("blob-cli");
+    std::fs::create_dir_all(&dir).unwrap();
+    let onnx_model = fixture("tiny", "model.onnx");
+    let blob_model = dir.join("tiny.n3b");
+    let text = stdout(&n3net(&[&"convert", &onnx_model, &"-o", &blob_model]));
+    assert!(text.contains("bytes"), "{text}");
+    assert_eq!(info_body(&blob_model), info_body(&onnx_model));
+
+    let input = fixture("tiny", "input.npy");
+    let (from_blob, from_onnx) = (dir.join("blob.npy"), dir.join("onnx.npy"));
+    for (model, out) in [(&blob_model, &from_blob), (&onnx_model, &from_onnx)] {
+        stdout(&n3net(&[&"denoise", &input, out, &"--model", model]));
+    }
+    assert_eq!(
+        std::fs::read(&from_blob).unwrap(),
+        std::fs::read(&from_onnx).unwrap()
+    );
+
+    let bad = dir.join("bad.n3b");
+    std::fs::write(&bad, b"N3NB not really a blob").unwrap();
+    let unknown = dir.join("model.bin");
+    std::fs::write(&unknown, b"whatever").unwrap();
+    for (model, says) in [(&bad, "not a valid weight blob"), (&unknown, "extension")] {
+        let out = n3net(&[&"info", model]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{err}");
+    }
 }
