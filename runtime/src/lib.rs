@@ -32,10 +32,7 @@ pub fn load_model(path: &Path) -> anyhow::Result<Model> {
     match ext.as_deref() {
         Some("onnx") => Ok(onnx::load(path)?),
         Some("n3b") => blob::load(path),
-        _ => anyhow::bail!(
-            "{}: unknown model file extension (expected .onnx or .n3b)",
-            path.display()
-        ),
+        _ => anyhow::bail!("unknown model file extension (expected .onnx or .n3b)"),
     }
 }
 
