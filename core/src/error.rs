@@ -29,6 +29,21 @@ pub enum ErrorKind {
     /// A push would leave more final rows waiting than the stream can hold
     /// ([`crate::exec::stream::Stream::max_pending_rows`]): pull rows first.
     StreamFull,
+    /// A weight blob does not start with the magic bytes `N3NB`.
+    BadMagic,
+    /// A weight blob has a format version this build does not read.
+    UnsupportedVersion,
+    /// A weight blob stores its weights in a precision this build does not
+    /// run (f16 and q16 are reserved), or the target cannot view them in place.
+    UnsupportedPrecision,
+    /// A weight blob's CRC-32 does not match its bytes.
+    Checksum,
+    /// A weight blob is shorter than its header or its recorded total length.
+    Truncated,
+    /// A weight blob does not start on the alignment its precision needs.
+    Misaligned,
+    /// A weight blob's header, tables or sections are inconsistent.
+    CorruptBlob,
 }
 
 /// An error of the core: a [`ErrorKind`] and a static message naming the problem.

@@ -42,12 +42,14 @@
 //!   aggregation ([`n3::aggregate`]), the relaxation ([`n3::relax`]), and the
 //!   whole image block with its fold ([`n3::block`]).
 //! - [`model`]: the network description and its validation.
+//! - [`blob`]: the flash-ready weight blob (`.n3b`), parsed and run in place.
 //! - [`exec`]: workspace planning, whole-image execution, and streaming
 //!   execution over rows ([`exec::stream`]).
 #![no_std]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod blob;
 pub mod error;
 pub mod exec;
 pub mod kernels;
@@ -56,6 +58,7 @@ pub mod n3;
 pub mod tensor;
 pub mod workspace;
 
+pub use blob::ModelBlob;
 pub use error::{Error, ErrorKind};
 pub use exec::Plan;
 pub use kernels::Isa;

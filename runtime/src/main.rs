@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use n3net_core::exec::stream::Stream;
 use n3net_core::{Isa, Network, Plan};
+use n3net_runtime::blob::write_blob;
 use n3net_runtime::denoise::{
     denoise_file, denoise_plane, network_input, NoiseLevel, StripeOptions,
 };
@@ -15,12 +16,13 @@ use n3net_runtime::eval::{evaluate, list_images};
 use n3net_runtime::image_io::{read_image, write_npy_f32, BitDepth, Image};
 use n3net_runtime::metrics::max_abs_diff;
 use n3net_runtime::noise::add_gaussian_noise;
-use n3net_runtime::{onnx, reference, Model};
+use n3net_runtime::{reference, Model};
 
 /// Neural Nearest Neighbors Networks (N³Net) image denoising.
 ///
 /// Models are ONNX files written by `python/export_onnx.py` (the authors'
-/// checkpoints converted, or the project's own models). Images are grey PNG
+/// checkpoints converted, or the project's own models), or weight blobs
+/// (`.n3b`) written from them by `n3net convert`. Images are grey PNG
 /// (8- or 16-bit; colour is converted to luma), binary PGM, or float32 `.npy`
 /// (H×W, values on a [0, 1] scale).
 #[derive(Parser)]
@@ -41,7 +43,7 @@ enum Command {
     /// Evaluate on a test set: adds seeded Gaussian noise, prints per-image
     /// and mean PSNR and SSIM.
     Eval {
-        /// Model file (.onnx); default: the built-in default model.
+        /// Model file (.onnx or .n3b); default: the built-in default model.
         #[arg(long, short)]
         model: Option<PathBuf>,
         #[command(flatten)]
@@ -58,7 +60,7 @@ enum Command {
     },
     /// Show a model's hyper-parameters, size, cost and workspace.
     Info {
-        /// Model file (.onnx); default: the built-in default model.
+        /// Model file (.onnx or .n3b); default: the built-in default model.
         model: Option<PathBuf>,
         /// Image height for the workspace figure.
         #[arg(long, default_value_t = 512)]
@@ -85,6 +87,15 @@ enum Command {
         #[arg(long, default_value_t = 1e-4)]
         tolerance: f32,
     },
+    /// Convert a model (.onnx, or the built-in default) to the flash-ready
+    /// weight blob: `n3net convert model.onnx -o model.n3b`.
+    Convert {
+        /// Model file (.onnx or .n3b); default: the built-in default model.
+        model: Option<PathBuf>,
+        /// Output blob file (.n3b).
+        #[arg(long, short)]
+        out: PathBuf,
+    },
     /// Write the noisy images `eval` uses (same seed, same draws) as float32
     /// `.npy` files, so other denoisers can be measured on identical inputs.
     Noisy {
@@ -103,7 +114,7 @@ struct DenoiseArgs {
     input: PathBuf,
     /// Output image (.png, .pgm or .npy; .npy keeps the exact float values).
     output: PathBuf,
-    /// Model file (.onnx); default: the built-in default model
+    /// Model file (.onnx or .n3b); default: the built-in default model
     /// (models/n3net-gray-blind.onnx, noise-level conditioned).
     #[arg(long, short)]
     model: Option<PathBuf>,
@@ -152,9 +163,8 @@ struct Draws {
 
 fn load_model(path: Option<&Path>) -> anyhow::Result<Model> {
     match path {
-        Some(path) => {
-            onnx::load(path).with_context(|| format!("cannot load the model {}", path.display()))
-        }
+        Some(path) => n3net_runtime::load_model(path)
+            .with_context(|| format!("cannot load the model {}", path.display())),
         None => n3net_runtime::default_model().context("cannot load the built-in default model"),
     }
 }
@@ -388,6 +398,12 @@ fn cmd_compare(
     sigma: Option<f32>,
     tolerance: f32,
 ) -> anyhow::Result<()> {
+    if model_path.extension().and_then(|e| e.to_str()) != Some("onnx") {
+        bail!(
+            "compare runs the ONNX graph with tract: give the .onnx file, not {}",
+            model_path.display()
+        );
+    }
     let model = load_model(Some(model_path))?;
     let img = read_grey(input)?;
     if let Some((h, w)) = model.hyper.export_size {
@@ -424,6 +440,19 @@ fn cmd_compare(
     if diff.is_nan() || diff > tolerance {
         bail!("difference {diff:.3e} exceeds the tolerance {tolerance:.1e}");
     }
+    Ok(())
+}
+
+fn cmd_convert(model: Option<&Path>, out: &Path) -> anyhow::Result<()> {
+    let model = load_model(model)?;
+    let bytes = write_blob(&model)?;
+    std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "wrote {} ({} bytes, {:.1} KiB, f32)",
+        out.display(),
+        bytes.len(),
+        bytes.len() as f64 / 1024.0
+    );
     Ok(())
 }
 
@@ -482,6 +511,7 @@ fn main() -> ExitCode {
             sigma,
             tolerance,
         } => cmd_compare(model, input, *sigma, *tolerance),
+        Command::Convert { model, out } => cmd_convert(model.as_deref(), out),
         Command::Noisy { draws, out } => cmd_noisy(draws, out),
     };
     match result {
