@@ -45,6 +45,9 @@
 //! - [`blob`]: the flash-ready weight blob (`.n3b`), parsed and run in place.
 //! - [`exec`]: workspace planning, whole-image execution, and streaming
 //!   execution over rows ([`exec::stream`]).
+//! - [`math`]: deterministic `f32` `exp`, `ln`, `ln_1p` and `exp_m1`, built
+//!   from IEEE basic operations only, so results are bit-identical on every
+//!   target.
 #![no_std]
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -53,6 +56,7 @@ pub mod blob;
 pub mod error;
 pub mod exec;
 pub mod kernels;
+pub mod math;
 pub mod model;
 pub mod n3;
 pub mod tensor;
