@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use n3net_core::kernels::conv::conv2d;
 use n3net_core::tensor::Geom;
-use n3net_core::{ConvLayer, Isa};
+use n3net_core::{ConvLayer, Isa, Weights};
 
 fn main() {
     let (h, w, c) = (128, 256, 64);
@@ -19,7 +19,7 @@ fn main() {
         cout: c,
         ksize: 3,
         relu: true,
-        weight: &weight,
+        weight: Weights::F32(&weight),
         bias: &bias,
     };
     let input: Vec<f32> = (0..g.len(c)).map(|i| (i % 17) as f32 * 0.05).collect();

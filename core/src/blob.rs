@@ -20,7 +20,9 @@ use heapless::Vec;
 pub use crc::{crc32, Crc32};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{Cnn, ConvLayer, N3Block, N3Params, Network, MAX_CNN_DEPTH, MAX_N3_BLOCKS};
+use crate::model::{
+    Cnn, ConvLayer, N3Block, N3Params, Network, Weights, MAX_CNN_DEPTH, MAX_N3_BLOCKS,
+};
 
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"N3NB";
@@ -472,7 +474,7 @@ impl<'a> ModelBlob<'a> {
             cout: e.cout,
             ksize: e.ksize,
             relu: e.relu,
-            weight: self.section(e.weight, weights, free)?,
+            weight: Weights::F32(self.section(e.weight, weights, free)?),
             bias: self.section(e.bias, e.cout, free)?,
         })
     }

@@ -10,7 +10,7 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::kernels::conv::conv2d;
 use crate::kernels::Isa;
-use crate::model::{Cnn, Network};
+use crate::model::{Cnn, Network, Precision};
 use crate::n3::block::{n3_forward, N3Dims, N3Io, N3Scratch};
 use crate::tensor::Geom;
 use crate::workspace::{Carver, Layout};
@@ -51,7 +51,16 @@ pub struct Plan<'n, 'w> {
 
 impl<'n, 'w> Plan<'n, 'w> {
     /// Plans `net` for `height × width` images using instruction set `isa`.
+    ///
+    /// A plan runs f32 networks (the reference path); f16 and q16 networks
+    /// run in a [`stream::Stream`] ([`ErrorKind::UnsupportedPrecision`] here).
     pub fn new(net: &'n Network<'w>, height: usize, width: usize, isa: Isa) -> Result<Self> {
+        if net.precision() != Precision::F32 {
+            return Err(Error::new(
+                ErrorKind::UnsupportedPrecision,
+                "whole-image plans run f32 networks; stream f16 and q16 networks",
+            ));
+        }
         let pad = net.cnns().map(Cnn::max_pad).max().unwrap_or(0);
         let hidden = net.cnns().map(Cnn::max_hidden).max().unwrap_or(0);
         let bufs = Buffers {
@@ -302,7 +311,7 @@ impl<'n, 'w> Plan<'n, 'w> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ConvLayer;
+    use crate::model::{ConvLayer, Weights};
 
     #[test]
     fn residual_adds_the_first_min_channels() {
@@ -315,7 +324,7 @@ mod tests {
             cout: 3,
             ksize: 3,
             relu: false,
-            weight: &w,
+            weight: Weights::F32(&w),
             bias: &b,
         };
         let cnn = Cnn::new(&[layer], true).unwrap();
@@ -343,7 +352,7 @@ mod tests {
             cout: 1,
             ksize: 3,
             relu: false,
-            weight: &w,
+            weight: Weights::F32(&w),
             bias: &b,
         };
         let cnn = Cnn::new(&[one], true).unwrap();
@@ -359,7 +368,7 @@ mod tests {
             ErrorKind::InvalidModel
         );
         let short = ConvLayer {
-            weight: &w[..8],
+            weight: Weights::F32(&w[..8]),
             ..one
         };
         assert_eq!(
@@ -368,7 +377,7 @@ mod tests {
         );
         let nan = [f32::NAN; 9];
         let nonfinite = ConvLayer {
-            weight: &nan,
+            weight: Weights::F32(&nan),
             ..one
         };
         assert_eq!(

@@ -66,4 +66,4 @@ pub use blob::ModelBlob;
 pub use error::{Error, ErrorKind};
 pub use exec::Plan;
 pub use kernels::Isa;
-pub use model::{Cnn, ConvLayer, N3Block, N3Params, Network};
+pub use model::{Cnn, ConvLayer, N3Block, N3Params, Network, Precision, Weights};

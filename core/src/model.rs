@@ -6,6 +6,7 @@
 //! Batch-norm is folded into the convolutions (and into an affine map of the
 //! logits for the N³ distance batch-norm) before a model reaches the core.
 
+use half::f16;
 use heapless::Vec;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -17,8 +18,105 @@ pub const MAX_N3_BLOCKS: usize = 4;
 /// Largest supported convolution kernel side.
 pub const MAX_KERNEL: usize = 7;
 
+/// Most `cin · ksize²` of a q16 convolution: with every per-input-channel
+/// partial sum inside `i32` (see [`Weights::Q16`]), the `i64` accumulator
+/// and its requantisation product cannot overflow.
+pub const MAX_Q16_FAN_IN: usize = 1 << 14;
+
+/// Largest `Σ |q|` over the `ksize²` taps of one (output, input) channel pair
+/// of a q16 convolution: with `|activation| ≤ 32767` each such partial sum
+/// fits an `i32`.
+pub const Q16_TAP_L1_MAX: i64 = 65_535;
+
 fn invalid(what: &'static str) -> Error {
     Error::new(ErrorKind::InvalidModel, what)
+}
+
+/// How weights and activations are stored and computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Precision {
+    /// IEEE binary32 weights and activations.
+    F32,
+    /// IEEE binary16 weights and activations, f32 arithmetic.
+    F16,
+    /// Fixed point: int16 activations (one scale per tensor), int16 weights
+    /// (one scale per output channel), integer accumulation.
+    Q16,
+}
+
+impl Precision {
+    /// A short name: `f32`, `f16`, `q16`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Q16 => "q16",
+        }
+    }
+
+    /// Bytes per stored weight or activation value.
+    pub const fn value_bytes(self) -> usize {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 | Precision::Q16 => 2,
+        }
+    }
+}
+
+/// A convolution's weights, `[cout][cin][ksize][ksize]`, in one of the
+/// [`Precision`]s.
+#[derive(Debug, Clone, Copy)]
+pub enum Weights<'a> {
+    /// binary32 values.
+    F32(&'a [f32]),
+    /// binary16 values.
+    F16(&'a [f16]),
+    /// int16 values with one scale per output channel: the weight is
+    /// `scales[co] · values[i]`. Values are in `−32767..=32767` and the
+    /// taps of each (output, input) channel pair sum to at most
+    /// [`Q16_TAP_L1_MAX`] in absolute value.
+    Q16 {
+        /// The integers.
+        values: &'a [i16],
+        /// One positive scale per output channel.
+        scales: &'a [f32],
+    },
+}
+
+impl Weights<'_> {
+    /// Number of weights.
+    pub fn len(&self) -> usize {
+        match self {
+            Weights::F32(w) => w.len(),
+            Weights::F16(w) => w.len(),
+            Weights::Q16 { values, .. } => values.len(),
+        }
+    }
+
+    /// Whether there are no weights.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Address of the first stored value: where the weights live (a blob
+    /// in flash, a buffer in RAM).
+    pub fn as_ptr(&self) -> *const u8 {
+        match self {
+            Weights::F32(w) => w.as_ptr().cast(),
+            Weights::F16(w) => w.as_ptr().cast(),
+            Weights::Q16 { values, .. } => values.as_ptr().cast(),
+        }
+    }
+
+    /// The storage precision.
+    pub fn precision(&self) -> Precision {
+        match self {
+            Weights::F32(_) => Precision::F32,
+            Weights::F16(_) => Precision::F16,
+            Weights::Q16 { .. } => Precision::Q16,
+        }
+    }
 }
 
 /// One convolution: stride 1, zero padding `ksize / 2`, bias, optional ReLU.
@@ -33,7 +131,7 @@ pub struct ConvLayer<'a> {
     /// Whether a ReLU follows.
     pub relu: bool,
     /// Weights, `[cout][cin][ksize][ksize]`.
-    pub weight: &'a [f32],
+    pub weight: Weights<'a>,
     /// One bias per output channel.
     pub bias: &'a [f32],
 }
@@ -55,11 +153,37 @@ impl ConvLayer<'_> {
                 "convolution weight or bias length does not match its shape",
             ));
         }
-        if !self.weight.iter().chain(self.bias).all(|v| v.is_finite()) {
+        let finite = match self.weight {
+            Weights::F32(w) => w.iter().all(|v| v.is_finite()),
+            Weights::F16(w) => w.iter().all(|v| v.is_finite()),
+            Weights::Q16 { scales, .. } => scales.iter().all(|s| s.is_finite() && *s > 0.0),
+        };
+        if !finite || !self.bias.iter().all(|v| v.is_finite()) {
             return Err(Error::new(
                 ErrorKind::NonFiniteWeight,
                 "convolution weight is not finite",
             ));
+        }
+        if let Weights::Q16 { values, scales } = self.weight {
+            self.validate_q16(values, scales)?;
+        }
+        Ok(())
+    }
+
+    fn validate_q16(&self, values: &[i16], scales: &[f32]) -> Result<()> {
+        let taps = self.ksize * self.ksize;
+        if scales.len() != self.cout || self.cin * taps > MAX_Q16_FAN_IN {
+            return Err(invalid(
+                "q16 convolution needs one scale per output channel and cin·k² ≤ 16384",
+            ));
+        }
+        for pair in values.chunks_exact(taps) {
+            let l1: i64 = pair.iter().map(|&v| i64::from(v).abs()).sum();
+            if pair.contains(&i16::MIN) || l1 > Q16_TAP_L1_MAX {
+                return Err(invalid(
+                    "q16 weights of a channel pair exceed the accumulator bound",
+                ));
+            }
         }
         Ok(())
     }
@@ -241,15 +365,32 @@ impl N3Block<'_> {
 }
 
 /// A whole N³Net: `dncnn.len() == n3.len() + 1` stages, alternating.
+///
+/// Every layer stores its weights in one [`Precision`]. A q16 network also
+/// carries its activation scales ([`Network::with_activation_scales`]).
 #[derive(Debug, Clone)]
 pub struct Network<'a> {
     dncnn: Vec<Cnn<'a>, { MAX_N3_BLOCKS + 1 }>,
     n3: Vec<N3Block<'a>, MAX_N3_BLOCKS>,
+    precision: Precision,
+    scales: &'a [f32],
 }
 
 impl<'a> Network<'a> {
-    /// Validates the chain `dncnn[0] → n3[0] → dncnn[1] → …` once.
+    /// Validates the chain `dncnn[0] → n3[0] → dncnn[1] → …` once. For an
+    /// f32 or f16 network; a q16 one needs
+    /// [`Network::with_activation_scales`].
     pub fn new(dncnn: &[Cnn<'a>], n3: &[N3Block<'a>]) -> Result<Self> {
+        let net = Self::new_unscaled(dncnn, n3)?;
+        if net.precision == Precision::Q16 {
+            return Err(invalid(
+                "a q16 network needs activation scales (Network::with_activation_scales)",
+            ));
+        }
+        Ok(net)
+    }
+
+    fn new_unscaled(dncnn: &[Cnn<'a>], n3: &[N3Block<'a>]) -> Result<Self> {
         let dncnn = Vec::from_slice(dncnn)
             .map_err(|_| invalid("more than MAX_N3_BLOCKS + 1 DnCNN stages"))?;
         let n3 = Vec::from_slice(n3).map_err(|_| invalid("more than MAX_N3_BLOCKS N3 blocks"))?;
@@ -266,7 +407,87 @@ impl<'a> Network<'a> {
                 return Err(invalid("stage channels do not chain"));
             }
         }
-        Ok(Self { dncnn, n3 })
+        let precision = dncnn[0].layers()[0].weight.precision();
+        let net = Self {
+            dncnn,
+            n3,
+            precision,
+            scales: &[],
+        };
+        if net.layers().any(|l| l.weight.precision() != precision) {
+            return Err(invalid("layers mix weight precisions"));
+        }
+        Ok(net)
+    }
+
+    /// A q16 network: like [`Network::new`], with the scale of every
+    /// activation tensor (the real value is `scale · stored int16`), one per
+    /// tensor in execution order — the network input, then the output of
+    /// every convolution and of every N³ block in the order the network runs
+    /// them: DnCNN stage 0, for each block `b` its embedding CNN, its
+    /// temperature CNN and its output, then DnCNN stage `b + 1`
+    /// ([`Network::activation_count`] values). An N³ block's output has the
+    /// scale of its input. Scales must be finite and positive.
+    pub fn with_activation_scales(
+        dncnn: &[Cnn<'a>],
+        n3: &[N3Block<'a>],
+        scales: &'a [f32],
+    ) -> Result<Self> {
+        let mut net = Self::new_unscaled(dncnn, n3)?;
+        if net.precision != Precision::Q16 {
+            return Err(invalid("activation scales belong to q16 networks only"));
+        }
+        if scales.len() != net.activation_count()
+            || !scales.iter().all(|s| s.is_finite() && *s > 0.0)
+        {
+            return Err(invalid(
+                "q16 activation scales: one finite positive scale per activation tensor",
+            ));
+        }
+        net.scales = scales;
+        // Index of each tensor: 0 the input, then one per convolution and
+        // one per block output, in execution order.
+        let mut at = 0;
+        for (d, b) in net.dncnn.iter().zip(&net.n3) {
+            at += d.layers().len();
+            let input = at;
+            at += b.embed.layers().len() + b.temp.layers().len() + 1;
+            if scales[at] != scales[input] {
+                return Err(invalid(
+                    "q16: an N3 block's output scale must equal its input scale",
+                ));
+            }
+        }
+        Ok(net)
+    }
+
+    /// Storage precision of the weights and activations.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The q16 activation scales ([`Network::with_activation_scales`]);
+    /// empty for f32 and f16 networks.
+    pub fn activation_scales(&self) -> &'a [f32] {
+        self.scales
+    }
+
+    /// Activation tensors: the input, one per convolution, one per N³ block.
+    pub fn activation_count(&self) -> usize {
+        1 + self.layers().count() + self.n3.len()
+    }
+
+    /// Every convolution, in execution order (DnCNN stage 0, then per block
+    /// its embedding and temperature CNNs and the next DnCNN stage).
+    pub fn layers(&self) -> impl Iterator<Item = &ConvLayer<'a>> {
+        let rest = self
+            .n3
+            .iter()
+            .zip(&self.dncnn[1..])
+            .flat_map(|(b, d)| [&b.embed, &b.temp, d]);
+        core::iter::once(&self.dncnn[0])
+            .chain(rest)
+            .flat_map(|c| c.layers().iter())
     }
 
     /// The DnCNN stages.

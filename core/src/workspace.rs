@@ -11,12 +11,21 @@ pub const ALIGN: usize = 64;
 mod sealed {
     pub trait Sealed {}
     impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+    impl Sealed for i16 {}
+    impl Sealed for i32 {}
+    impl Sealed for i64 {}
     impl Sealed for u32 {}
 }
 
-/// Plain numeric types for which every bit pattern is a valid value.
+/// Plain numeric types for which every bit pattern is a valid value (and
+/// all-zero bytes are the value zero).
 pub trait Pod: Copy + Default + sealed::Sealed {}
 impl Pod for f32 {}
+impl Pod for half::f16 {}
+impl Pod for i16 {}
+impl Pod for i32 {}
+impl Pod for i64 {}
 impl Pod for u32 {}
 
 fn round_up(n: usize) -> Result<usize> {
@@ -73,7 +82,7 @@ impl<'a> Carver<'a> {
         let (head, tail) = rest.split_at_mut(step);
         self.rest = tail;
         head.fill(0);
-        // SAFETY: `T` is sealed to f32/u32, for which every bit pattern (and so
+        // SAFETY: `T` is sealed to plain numbers (f32, f16, i16, i32, i64, u32), for which every bit pattern (and so
         // the zero bytes written above) is a valid value, and `head` starts on an
         // `ALIGN` boundary, a multiple of `T`'s alignment, so the prefix is empty.
         let (pre, mid, _) = unsafe { head[..bytes].align_to_mut::<T>() };

@@ -89,10 +89,7 @@ fn a_valid_blob_runs_in_place() {
     let net = blob.network().unwrap();
     let w = net.dncnn()[0].layers()[0].weight;
     let range = bytes.as_ptr_range();
-    assert!(
-        range.contains(&w.as_ptr().cast::<u8>()),
-        "weights are viewed in place"
-    );
+    assert!(range.contains(&w.as_ptr()), "weights are viewed in place");
     let plan = Plan::new(&net, 8, 8, Isa::Generic).unwrap();
     let mut ws = vec![0u8; plan.workspace_bytes()];
     let mut out = vec![0.0; 64];

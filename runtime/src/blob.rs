@@ -10,7 +10,7 @@ use n3net_core::blob::{
     FLAG_EXPORT_SIZE, FLAG_SIGMA, HEADER_BYTES, LAYER_ENTRY_BYTES, LAYER_RELU, LAYER_RESIDUAL,
     MAGIC, SECTION_ALIGN, VERSION,
 };
-use n3net_core::model::{Cnn, ConvLayer, N3Params};
+use n3net_core::model::{Cnn, ConvLayer, N3Params, Weights};
 
 use crate::model::{ConvSlot, Hyper, Model, N3Slots};
 
@@ -137,7 +137,10 @@ fn push_section(out: &mut Vec<u8>, values: &[f32]) -> anyhow::Result<[u8; 8]> {
 fn write_layer(out: &mut Vec<u8>, at: usize, t: &TableLayer<'_>) -> anyhow::Result<()> {
     let l = t.layer;
     let flags = if l.relu { LAYER_RELU } else { 0 } | if t.residual { LAYER_RESIDUAL } else { 0 };
-    let weight = push_section(out, l.weight)?;
+    let Weights::F32(w) = l.weight else {
+        anyhow::bail!("only f32 layers are written to blobs");
+    };
+    let weight = push_section(out, w)?;
     let bias = push_section(out, l.bias)?;
     put(out, at, &u16_of(l.cin, "layer input channels")?);
     put(out, at + 2, &u16_of(l.cout, "layer output channels")?);
@@ -195,7 +198,17 @@ fn slots(cnn: &Cnn<'_>, storage: &mut Vec<f32>) -> Vec<ConvSlot> {
         .iter()
         .map(|l| {
             let weight = storage.len();
-            storage.extend_from_slice(l.weight);
+            match l.weight {
+                Weights::F32(w) => storage.extend_from_slice(w),
+                Weights::F16(w) => storage.extend(w.iter().map(|v| v.to_f32())),
+                Weights::Q16 { values, scales } => {
+                    let per = values.len() / l.cout;
+                    for (co, &s) in scales.iter().enumerate() {
+                        let v = &values[co * per..][..per];
+                        storage.extend(v.iter().map(|&q| f32::from(q) * s));
+                    }
+                }
+            }
             let bias = storage.len();
             storage.extend_from_slice(l.bias);
             ConvSlot {

@@ -1,7 +1,7 @@
 //! A model held in memory: hyper-parameters and batch-norm-folded weights,
 //! from which the core's borrowed [`Network`] is built.
 
-use n3net_core::model::{Cnn, ConvLayer, N3Block, N3Params, Network};
+use n3net_core::model::{Cnn, ConvLayer, N3Block, N3Params, Network, Weights};
 
 /// Hyper-parameters of an N³Net, as recorded in the model file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -126,7 +126,7 @@ impl Model {
                 cout: s.cout,
                 ksize: s.ksize,
                 relu: s.relu,
-                weight,
+                weight: Weights::F32(weight),
                 bias,
             });
         }

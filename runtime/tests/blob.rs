@@ -85,7 +85,7 @@ fn weights_are_viewed_in_place_and_misalignment_is_rejected() {
     let placed = Placed::new(&bytes, 0);
     let blob = ModelBlob::parse(placed.bytes()).unwrap();
     let net = blob.network().unwrap();
-    let w = net.dncnn()[0].layers()[0].weight.as_ptr().cast::<u8>();
+    let w = net.dncnn()[0].layers()[0].weight.as_ptr();
     assert!(placed.bytes().as_ptr_range().contains(&w));
     for shift in [1, 2, 3, 5] {
         let odd = Placed::new(&bytes, shift);

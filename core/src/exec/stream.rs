@@ -36,12 +36,13 @@
 
 use core::ops::Range;
 
+use half::f16;
 use heapless::Vec;
 
 use crate::error::{add, mul, Error, ErrorKind, Result};
-use crate::kernels::conv::conv2d_band;
+use crate::kernels::act::{split_out, Act, ConvRow, Region, Scratch, ScratchSize};
 use crate::kernels::Isa;
-use crate::model::{Cnn, Network, MAX_N3_BLOCKS};
+use crate::model::{Cnn, Network, Precision, MAX_N3_BLOCKS};
 use crate::n3::block::{
     extract_row, finish_rows, query_row, N3Dims, PatchSlots, Planes, QueryScratch,
 };
@@ -109,6 +110,8 @@ struct Block {
     out: usize,
     /// Offset of the patch ring in the patch arena.
     off: usize,
+    /// Offset of the patch temperatures in the temperature buffer.
+    toff: usize,
     /// Patches per patch row.
     n2: usize,
     embed_dim: usize,
@@ -118,7 +121,11 @@ struct Block {
 
 impl Block {
     fn patch_len(&self) -> usize {
-        self.slots * self.n2 * (self.embed_dim + self.input_dim + 1)
+        self.slots * self.n2 * (self.embed_dim + self.input_dim)
+    }
+
+    fn temps_len(&self) -> usize {
+        self.slots * self.n2
     }
 }
 
@@ -131,9 +138,14 @@ struct Shape {
     width: usize,
     ring_len: usize,
     patch_len: usize,
+    temps_len: usize,
     candidates: usize,
     weights: usize,
     neighbours: usize,
+    /// Longest patch (embedding or input) of any block.
+    dim: usize,
+    precision: Precision,
+    scratch: ScratchSize,
     latency_bound: usize,
 }
 
@@ -174,9 +186,17 @@ impl Shape {
             width,
             ring_len: 0,
             patch_len: 0,
+            temps_len: 0,
             candidates: 0,
             weights: 0,
             neighbours: 0,
+            dim: 0,
+            precision: net.precision(),
+            scratch: ScratchSize {
+                f: 0,
+                i32s: 0,
+                i64s: 0,
+            },
             latency_bound: 0,
         };
         // Ring capacities in padded rows. Under depth-first scheduling a
@@ -243,6 +263,7 @@ impl Shape {
                 tmp,
                 out,
                 off: s.patch_len,
+                toff: s.temps_len,
                 n2,
                 embed_dim: mul(b.embed.cout(), pp)?,
                 input_dim: mul(b.cin(), pp)?,
@@ -250,9 +271,11 @@ impl Shape {
             };
             let len = mul(
                 mul(block.slots, block.n2)?,
-                add(add(block.embed_dim, block.input_dim)?, 1)?,
+                add(block.embed_dim, block.input_dim)?,
             )?;
             s.patch_len = add(s.patch_len, len)?;
+            s.temps_len = add(s.temps_len, block.temps_len())?;
+            s.dim = s.dim.max(block.embed_dim).max(block.input_dim);
             let cand = p.window * side - 1;
             s.candidates = s.candidates.max(cand);
             s.weights = s.weights.max(mul(p.k, cand)?);
@@ -270,6 +293,12 @@ impl Shape {
             off = add(off, mul(mul(r.ch, r.cap)?, rs)?)?;
         }
         s.ring_len = off;
+        let mut layers = net.layers().map(|l| (l.cin, l.cout, l.ksize));
+        s.scratch = match s.precision {
+            Precision::F32 => f32::scratch(&mut layers, rs, s.dim),
+            Precision::F16 => f16::scratch(&mut layers, rs, s.dim),
+            Precision::Q16 => i16::scratch(&mut layers, rs, s.dim),
+        };
         Ok(s)
     }
 
@@ -318,13 +347,67 @@ impl Shape {
     }
 
     fn layout(&self, l: &mut Layout) -> Result<()> {
-        l.push::<f32>(self.ring_len)?;
-        l.push::<f32>(self.patch_len)?;
+        match self.precision {
+            Precision::F32 => self.arena_layout::<f32>(l)?,
+            Precision::F16 => self.arena_layout::<f16>(l)?,
+            Precision::Q16 => self.arena_layout::<i16>(l)?,
+        }
+        l.push::<f32>(self.temps_len)?;
         l.push::<f32>(self.candidates)?;
         l.push::<f32>(self.weights)?;
-        l.push::<f32>(self.neighbours)?;
-        l.push::<u32>(self.candidates)
+        l.push::<u32>(self.candidates)?;
+        l.push::<f32>(self.scratch.f)?;
+        l.push::<i32>(self.scratch.i32s)?;
+        l.push::<i64>(self.scratch.i64s)
     }
+
+    fn arena_layout<A: Act>(&self, l: &mut Layout) -> Result<()> {
+        l.push::<A>(self.ring_len)?;
+        l.push::<A>(self.patch_len)?;
+        l.push::<A::Wide>(self.neighbours)
+    }
+}
+
+/// The buffers whose type follows the precision: row buffers, patch rings
+/// and aggregated neighbours.
+struct Arena<'ws, A: Act> {
+    rings: &'ws mut [A],
+    patches: &'ws mut [A],
+    neighbours: &'ws mut [A::Wide],
+}
+
+impl<'ws, A: Act> Arena<'ws, A> {
+    fn carve(shape: &Shape, ws: &mut Carver<'ws>) -> Result<Self> {
+        Ok(Self {
+            rings: ws.take::<A>(shape.ring_len)?,
+            patches: ws.take::<A>(shape.patch_len)?,
+            neighbours: ws.take::<A::Wide>(shape.neighbours)?,
+        })
+    }
+}
+
+enum Bufs<'ws> {
+    F32(Arena<'ws, f32>),
+    F16(Arena<'ws, f16>),
+    Q16(Arena<'ws, i16>),
+}
+
+/// Runs `$body` with `$a` bound to the stream's typed buffers, taken out of
+/// `$s` for the duration (so that `$s` stays mutably usable) and put back.
+macro_rules! with_arena {
+    ($s:ident, $a:ident => $body:expr) => {{
+        let mut bufs = $s.bufs.take().ok_or(Error::new(
+            ErrorKind::InvalidArgument,
+            "stream buffers in use (internal error)",
+        ))?;
+        let r = match &mut bufs {
+            Bufs::F32($a) => $body,
+            Bufs::F16($a) => $body,
+            Bufs::Q16($a) => $body,
+        };
+        $s.bufs = Some(bufs);
+        r
+    }};
 }
 
 /// The network running over the rows of one `height × width` image, inside a
@@ -337,10 +420,10 @@ impl Shape {
 /// row `y` of every plane.
 ///
 /// ```
-/// # use n3net_core::{Cnn, ConvLayer, Network, Isa};
+/// # use n3net_core::{Cnn, ConvLayer, Network, Isa, Weights};
 /// # use n3net_core::exec::stream::Stream;
 /// # let (w, b) = ([0.5f32; 9], [0.0f32]);
-/// # let l = ConvLayer { cin: 1, cout: 1, ksize: 3, relu: false, weight: &w, bias: &b };
+/// # let l = ConvLayer { cin: 1, cout: 1, ksize: 3, relu: false, weight: Weights::F32(&w), bias: &b };
 /// # let net = Network::new(&[Cnn::new(&[l], true).unwrap()], &[]).unwrap();
 /// let (h, width) = (5, 4);
 /// let mut ws = [0u8; 4096];
@@ -370,12 +453,15 @@ pub struct Stream<'n, 'w, 'ws> {
     input_cols: Range<usize>,
     output_cols: Range<usize>,
     done: Vec<usize, MAX_STREAM_STEPS>,
-    rings: &'ws mut [f32],
-    patches: &'ws mut [f32],
+    /// The typed buffers; taken out while a push or pull runs on them.
+    bufs: Option<Bufs<'ws>>,
+    temps: &'ws mut [f32],
     logits: &'ws mut [f32],
     weights: &'ws mut [f32],
-    neighbours: &'ws mut [f32],
     indices: &'ws mut [u32],
+    scratch: Scratch<'ws>,
+    /// Largest magnitude written to each ring.
+    peaks: Vec<f32, MAX_RINGS>,
     pushed: usize,
     pulled: usize,
     latency: usize,
@@ -557,12 +643,20 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         // as wide as its input columns.
         shape.width = input_cols.len();
         let mut ws = Carver::new(workspace)?;
-        let rings = ws.take::<f32>(shape.ring_len)?;
-        let patches = ws.take::<f32>(shape.patch_len)?;
+        let bufs = match shape.precision {
+            Precision::F32 => Bufs::F32(Arena::carve(&shape, &mut ws)?),
+            Precision::F16 => Bufs::F16(Arena::carve(&shape, &mut ws)?),
+            Precision::Q16 => Bufs::Q16(Arena::carve(&shape, &mut ws)?),
+        };
+        let temps = ws.take::<f32>(shape.temps_len)?;
         let logits = ws.take::<f32>(shape.candidates)?;
         let weights = ws.take::<f32>(shape.weights)?;
-        let neighbours = ws.take::<f32>(shape.neighbours)?;
         let indices = ws.take::<u32>(shape.candidates)?;
+        let scratch = Scratch {
+            f: ws.take::<f32>(shape.scratch.f)?,
+            i32s: ws.take::<i32>(shape.scratch.i32s)?,
+            i64s: ws.take::<i64>(shape.scratch.i64s)?,
+        };
         let mut done = Vec::new();
         for _ in 0..shape.steps.len() {
             done.push(0).map_err(|_| too_deep())?;
@@ -578,17 +672,21 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             input_cols,
             output_cols,
             done,
-            rings,
-            patches,
+            bufs: Some(bufs),
+            temps,
             logits,
             weights,
-            neighbours,
             indices,
+            scratch,
+            peaks: Vec::new(),
             pushed: 0,
             pulled: 0,
             latency: 0,
         };
         s.latency = Self::latency_for(net, height)?;
+        for _ in 0..s.shape.rings.len() {
+            s.peaks.push(0.0).map_err(|_| too_deep())?;
+        }
         Ok(s)
     }
 
@@ -733,9 +831,13 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
                 "too many final rows would wait: pull rows before pushing more",
             ));
         }
+        with_arena!(self, a => self.push_in(a, rows, len))
+    }
+
+    fn push_in<A: Act>(&mut self, a: &mut Arena<'_, A>, rows: &[f32], len: usize) -> Result<()> {
         for row in rows.chunks_exact(len) {
-            self.push_one(row)?;
-            self.drain()?;
+            self.push_one(a, row)?;
+            self.drain(a)?;
         }
         Ok(())
     }
@@ -756,20 +858,60 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             ));
         }
         let n = self.pending_rows().min(out.len() / len);
+        with_arena!(self, a => self.pull_in(a, out, n, len));
+        self.pulled += n;
+        Ok(n)
+    }
+
+    fn pull_in<A: Act>(&self, a: &Arena<'_, A>, out: &mut [f32], n: usize, len: usize) {
+        let w = self.output_cols.len();
         let fin = self.final_ring();
-        let r = self.shape.rings[fin];
         let band = self.band(fin);
+        let scale = self.scale(fin);
         let x = self.output_cols.start - self.input_cols.start;
-        let data = &self.rings[r.off..][..r.ch * band.plane];
+        let data = &a.rings[self.range(fin)];
         for (k, row) in out.chunks_exact_mut(len).take(n).enumerate() {
             let y = self.pulled + k;
             for (c, dst) in row.chunks_exact_mut(w).enumerate() {
                 let at = c * band.plane + band.at(y, x);
-                dst.copy_from_slice(&data[at..at + w]);
+                A::load(self.isa, &data[at..at + w], dst, scale);
             }
         }
-        self.pulled += n;
-        Ok(n)
+    }
+
+    /// Largest magnitude of the values computed so far in each activation
+    /// tensor, in the order of [`Network::with_activation_scales`] (the
+    /// input, every convolution output and N³ block output in execution
+    /// order). The runtime's q16 calibration streams f32 images and reads
+    /// these.
+    pub fn activation_peaks(&self) -> &[f32] {
+        &self.peaks
+    }
+
+    /// Records the magnitude of row `y` of ring `id`.
+    fn observe<A: Act>(&mut self, a: &Arena<'_, A>, id: usize, y: usize) {
+        let band = self.band(id);
+        let data = &a.rings[self.range(id)];
+        let w = band.width;
+        let ch = self.shape.rings[id].ch;
+        let scale = self.scale(id);
+        let peak = (0..ch)
+            .map(|c| A::peak(&data[c * band.plane + band.at(y, 0)..][..w], scale))
+            .fold(self.peaks[id], f32::max);
+        self.peaks[id] = peak;
+    }
+
+    /// The q16 scale of ring `id` (rings are the activation tensors in
+    /// execution order); 1 for the float precisions.
+    fn scale(&self, id: usize) -> f32 {
+        self.net.activation_scales().get(id).copied().unwrap_or(1.0)
+    }
+
+    fn region(&self, id: usize) -> Region {
+        Region {
+            band: self.band(id),
+            range: self.range(id),
+        }
     }
 
     /// The output ring of the final DnCNN stage, the last ring created.
@@ -793,19 +935,20 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         r.off..r.off + r.ch * self.band(id).plane
     }
 
-    fn push_one(&mut self, row: &[f32]) -> Result<()> {
+    fn push_one<A: Act>(&mut self, a: &mut Arena<'_, A>, row: &[f32]) -> Result<()> {
         let pg = self.shape.pad;
         let y = self.pushed;
         let end = if y + 1 == self.height { 2 * pg } else { pg };
-        self.reserve(0, y + 1 + end)?;
+        self.reserve(a, 0, y + 1 + end)?;
         let band = self.band(0);
-        let range = self.range(0);
-        let data = &mut self.rings[range];
+        let scale = self.scale(0);
+        let data = &mut a.rings[self.range(0)];
         let w = self.shape.width;
         for (c, src) in row.chunks_exact(w).enumerate() {
             let at = c * band.plane + band.at(y, 0);
-            data[at..at + w].copy_from_slice(src);
+            A::store(self.isa, src, &mut data[at..at + w], scale);
         }
+        self.observe(a, 0, y);
         self.shape.rings[0].ready = y + 1 + end;
         self.pushed += 1;
         Ok(())
@@ -856,7 +999,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
 
     /// Makes padded rows up to `hi` present (zeroed) in ring `id`, moving the
     /// rows still needed to the front of the buffer when it is full.
-    fn reserve(&mut self, id: usize, hi: usize) -> Result<()> {
+    fn reserve<A: Act>(&mut self, a: &mut Arena<'_, A>, id: usize, hi: usize) -> Result<()> {
         let r = self.shape.rings[id];
         if hi <= r.hi {
             return Ok(());
@@ -866,7 +1009,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             let band = self.band(id);
             let rs = band.row_stride();
             let range = self.range(id);
-            let data = &mut self.rings[range];
+            let data = &mut a.rings[range];
             for c in 0..r.ch {
                 let plane = &mut data[c * band.plane..][..band.plane];
                 plane.copy_within((lo - r.first) * rs..(r.hi - r.first) * rs, 0);
@@ -883,20 +1026,20 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         let band = self.band(id);
         let rs = band.row_stride();
         let range = self.range(id);
-        let data = &mut self.rings[range];
+        let data = &mut a.rings[range];
         for c in 0..r.ch {
             let plane = &mut data[c * band.plane..][..band.plane];
-            plane[(r.hi - r.first) * rs..(hi - r.first) * rs].fill(0.0);
+            plane[(r.hi - r.first) * rs..(hi - r.first) * rs].fill(A::default());
         }
         self.shape.rings[id].hi = hi;
         Ok(())
     }
 
     /// Runs the deepest step that can make progress, until none can.
-    fn drain(&mut self) -> Result<()> {
+    fn drain<A: Act>(&mut self, a: &mut Arena<'_, A>) -> Result<()> {
         'outer: loop {
             for i in (0..self.shape.steps.len()).rev() {
-                if self.try_step(i)? {
+                if self.try_step(a, i)? {
                     continue 'outer;
                 }
             }
@@ -904,7 +1047,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         }
     }
 
-    fn try_step(&mut self, i: usize) -> Result<bool> {
+    fn try_step<A: Act>(&mut self, a: &mut Arena<'_, A>, i: usize) -> Result<bool> {
         let pg = self.shape.pad;
         let h = self.height;
         let done = self.done[i];
@@ -920,7 +1063,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
                 if done == h || self.shape.rings[src].ready < done + pg + l.ksize / 2 + 1 {
                     return Ok(false);
                 }
-                self.conv_row(l, src, dst, res, done)?;
+                self.conv_row(a, l, src, dst, res, done)?;
             }
             Step::Extract(b) => {
                 let d = self.grids[b];
@@ -942,7 +1085,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
                 {
                     return Ok(false);
                 }
-                self.extract(b, done);
+                self.extract(a, b, done);
             }
             Step::Query(b) => {
                 let d = self.grids[b];
@@ -954,7 +1097,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
                 if extracted < start + side {
                     return Ok(false);
                 }
-                self.query(b, done)?;
+                self.query(a, b, done)?;
             }
             Step::Finish(b) => {
                 let d = self.grids[b];
@@ -966,15 +1109,16 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
                 if queried <= cover {
                     return Ok(false);
                 }
-                self.finish(b, done)?;
+                self.finish(a, b, done)?;
             }
         }
         self.done[i] += 1;
         Ok(true)
     }
 
-    fn conv_row(
+    fn conv_row<A: Act>(
         &mut self,
+        a: &mut Arena<'_, A>,
         l: &crate::model::ConvLayer<'_>,
         src: usize,
         dst: usize,
@@ -983,50 +1127,55 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     ) -> Result<()> {
         let pg = self.shape.pad;
         let end = if y + 1 == self.height { 2 * pg } else { pg };
-        self.reserve(dst, y + 1 + end)?;
-        let (sb, db) = (self.band(src), self.band(dst));
-        let (input, output) = {
-            let (r, w) = (self.range(src), self.range(dst));
-            two(self.rings, r, w)
+        self.reserve(a, dst, y + 1 + end)?;
+        let rings = &self.shape.rings;
+        let c = ConvRow {
+            isa: self.isa,
+            layer: l,
+            src: self.region(src),
+            dst: self.region(dst),
+            res: res.map(|r| (self.region(r), rings[r].ch.min(rings[dst].ch))),
+            y,
+            scales: [
+                self.scale(src),
+                self.scale(dst),
+                self.scale(res.unwrap_or(dst)),
+            ],
         };
-        conv2d_band(self.isa, l, sb, input, db, output, y..y + 1)?;
-        if let Some(res) = res {
-            let rb = self.band(res);
-            let ch = self.shape.rings[res].ch.min(self.shape.rings[dst].ch);
-            let (input, output) = {
-                let (r, w) = (self.range(res), self.range(dst));
-                two(self.rings, r, w)
-            };
-            let w = db.width;
-            for c in 0..ch {
-                let (a, o) = (c * rb.plane + rb.at(y, 0), c * db.plane + db.at(y, 0));
-                for (d, s) in output[o..o + w].iter_mut().zip(&input[a..a + w]) {
-                    *d += *s;
-                }
-            }
-        }
+        A::conv_row(&c, a.rings, &mut self.scratch)?;
+        self.observe(a, dst, y);
         self.shape.rings[dst].ready = y + 1 + end;
         Ok(())
     }
 
-    fn extract(&mut self, b: usize, i: usize) {
+    fn extract<A: Act>(&mut self, a: &mut Arena<'_, A>, b: usize, i: usize) {
         let blk = self.shape.blocks[b];
         let d = self.grids[b];
         let block = &self.net.n3()[b];
-        let view = |id: usize| (self.band(id), self.range(id));
-        let [x, e, t] = [blk.x, blk.emb, blk.tmp].map(view);
-        let rings = &*self.rings;
-        let planes = |(band, range): (Band, core::ops::Range<usize>)| Planes {
-            band,
-            data: &rings[range],
+        let rings = &*a.rings;
+        let planes = |id: usize| Planes {
+            band: self.band(id),
+            data: &rings[self.range(id)],
         };
-        let (x, e, t) = (planes(x), planes(e), planes(t));
+        let (x, e, t) = (planes(blk.x), planes(blk.emb), planes(blk.tmp));
         let cw = self.cols[b];
-        let mut slots = patch_slots(&blk, &mut self.patches[blk.off..][..blk.patch_len()]);
-        extract_row(&block.params, &d, &cw, block.cin(), x, e, t, i, &mut slots);
+        let ts = self.scale(blk.tmp);
+        let mut slots = patch_slots(&blk, a.patches, self.temps);
+        extract_row(
+            &block.params,
+            &d,
+            &cw,
+            block.cin(),
+            x,
+            e,
+            t,
+            ts,
+            i,
+            &mut slots,
+        );
     }
 
-    fn query(&mut self, b: usize, i: usize) -> Result<()> {
+    fn query<A: Act>(&mut self, a: &mut Arena<'_, A>, b: usize, i: usize) -> Result<()> {
         let blk = self.shape.blocks[b];
         let d = self.grids[b];
         let block = &self.net.n3()[b];
@@ -1034,23 +1183,30 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         let top = (i * s.stride).saturating_sub(d.rows.before);
         let bottom = (i * s.stride + s.patch - d.rows.before).min(self.height);
         let pg = self.shape.pad;
-        self.reserve(blk.out, bottom.max(top) + pg)?;
+        self.reserve(a, blk.out, bottom.max(top) + pg)?;
         let band = self.band(blk.out);
         let range = self.range(blk.out);
-        let slots = patch_slots(&blk, &mut self.patches[blk.off..][..blk.patch_len()]);
-        let mut scratch = QueryScratch {
+        let es = self.scale(blk.emb);
+        let slots = patch_slots(&blk, a.patches, self.temps);
+        let mut scratch = QueryScratch::<A> {
             indices: &mut *self.indices,
             logits: &mut *self.logits,
             weights: &mut *self.weights,
-            neighbours: &mut self.neighbours[..d.k * d.input_dim],
+            neighbours: &mut a.neighbours[..d.k * d.input_dim],
+            kernel: Scratch {
+                f: &mut *self.scratch.f,
+                i32s: &mut *self.scratch.i32s,
+                i64s: &mut *self.scratch.i64s,
+            },
         };
-        let out = &mut self.rings[range];
+        let out = &mut a.rings[range];
         query_row(
             self.isa,
             s,
             &d,
             &self.cols[b],
             block.cin(),
+            es,
             i,
             &slots,
             &mut scratch,
@@ -1059,20 +1215,18 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         )
     }
 
-    fn finish(&mut self, b: usize, y: usize) -> Result<()> {
+    fn finish<A: Act>(&mut self, a: &mut Arena<'_, A>, b: usize, y: usize) -> Result<()> {
         let blk = self.shape.blocks[b];
         let d = self.grids[b];
         let pg = self.shape.pad;
         let (xb, ob) = (self.band(blk.x), self.band(blk.out));
-        let (x, out) = {
-            let (r, w) = (self.range(blk.x), self.range(blk.out));
-            two(self.rings, r, w)
-        };
+        let (x, out) = two(a.rings, self.range(blk.x), self.range(blk.out));
         let x = Planes { band: xb, data: x };
         let cw = self.cols[b];
         finish_rows(&d, &cw, self.net.n3()[b].cin(), x, ob, out, y..y + 1);
+        self.observe(a, blk.out, y);
         let end = if y + 1 == self.height {
-            self.reserve(blk.out, y + 1 + 2 * pg)?;
+            self.reserve(a, blk.out, y + 1 + 2 * pg)?;
             2 * pg
         } else {
             pg
@@ -1104,30 +1258,28 @@ fn rows_needed(net: &Network<'_>, h: usize, r: usize, rows: impl Fn(usize) -> Ax
     y + 1
 }
 
-fn patch_slots<'a>(blk: &Block, data: &'a mut [f32]) -> PatchSlots<'a> {
+fn patch_slots<'a, A>(
+    blk: &Block,
+    patches: &'a mut [A],
+    temps: &'a mut [f32],
+) -> PatchSlots<'a, A> {
+    let data = &mut patches[blk.off..][..blk.patch_len()];
     let e = blk.slots * blk.n2 * blk.embed_dim;
-    let v = blk.slots * blk.n2 * blk.input_dim;
-    let (embed, rest) = data.split_at_mut(e);
-    let (input, temps) = rest.split_at_mut(v);
+    let (embed, input) = data.split_at_mut(e);
     PatchSlots {
         slots: blk.slots,
         embed,
         input,
-        temps,
+        temps: &mut temps[blk.toff..][..blk.temps_len()],
     }
 }
 
 /// Disjoint views of an arena: `r` to read, `w` to write.
-fn two(
-    arena: &mut [f32],
+fn two<A>(
+    arena: &mut [A],
     r: core::ops::Range<usize>,
     w: core::ops::Range<usize>,
-) -> (&[f32], &mut [f32]) {
-    if r.start < w.start {
-        let (a, b) = arena.split_at_mut(w.start);
-        (&a[r], &mut b[..w.len()])
-    } else {
-        let (a, b) = arena.split_at_mut(r.start);
-        (&b[..r.len()], &mut a[w])
-    }
+) -> (&[A], &mut [A]) {
+    let (out, rest) = split_out(arena, w);
+    (rest.get(r), out)
 }

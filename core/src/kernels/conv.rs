@@ -9,7 +9,7 @@ use core::ops::Range;
 
 use super::Isa;
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::ConvLayer;
+use crate::model::{ConvLayer, Weights};
 use crate::tensor::{Band, Geom};
 
 /// Computes output rows `rows` of `layer` applied to `input`, into `output`.
@@ -46,15 +46,21 @@ pub fn conv2d_band(
     rows: Range<usize>,
 ) -> Result<()> {
     check(layer, src, input, dst, output, &rows)?;
+    let Weights::F32(w) = layer.weight else {
+        return Err(Error::new(
+            ErrorKind::UnsupportedPrecision,
+            "conv2d: the f32 kernel needs f32 weights",
+        ));
+    };
     if rows.is_empty() {
         return Ok(());
     }
     match isa {
-        Isa::Generic => reference(layer, src, input, dst, output, rows),
+        Isa::Generic => reference(layer, w, src, input, dst, output, rows),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Avx2Fma` value exists only when the CPU has AVX2 and FMA,
         // and `check` verified every buffer length the kernel indexes.
-        Isa::Avx2Fma(_) => unsafe { avx2::conv(layer, src, input, dst, output, rows) },
+        Isa::Avx2Fma(_) => unsafe { avx2::conv(layer, w, src, input, dst, output, rows) },
     }
     Ok(())
 }
@@ -98,6 +104,7 @@ fn check(
 /// The plain reference kernel: row-wise multiply-adds the compiler vectorises.
 fn reference(
     layer: &ConvLayer<'_>,
+    weight: &[f32],
     src: Band,
     input: &[f32],
     dst: Band,
@@ -112,7 +119,7 @@ fn reference(
             let orow = &mut output[o0..o0 + w];
             orow.fill(layer.bias[co]);
             for ci in 0..layer.cin {
-                let wk = &layer.weight[(co * layer.cin + ci) * k * k..][..k * k];
+                let wk = &weight[(co * layer.cin + ci) * k * k..][..k * k];
                 for ky in 0..k {
                     let base = ci * src.plane + (y + off + ky - src.first) * rs + off;
                     for kx in 0..k {
@@ -162,6 +169,7 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn conv(
         layer: &ConvLayer<'_>,
+        weight: &[f32],
         src: Band,
         input: &[f32],
         dst: Band,
@@ -171,7 +179,7 @@ mod avx2 {
         let a = Args {
             inp: input.as_ptr(),
             out: output.as_mut_ptr(),
-            w: layer.weight.as_ptr(),
+            w: weight.as_ptr(),
             b: layer.bias.as_ptr(),
             cin: layer.cin,
             k: layer.ksize,
@@ -330,8 +338,10 @@ mod tests {
                     if iy < 0 || ix < 0 || iy >= g.height as isize || ix >= g.width as isize {
                         continue;
                     }
-                    let w = layer.weight[((co * layer.cin + ci) * k as usize + ky as usize)
-                        * k as usize
+                    let Weights::F32(weight) = layer.weight else {
+                        unreachable!("the test builds f32 layers")
+                    };
+                    let w = weight[((co * layer.cin + ci) * k as usize + ky as usize) * k as usize
                         + kx as usize];
                     s += w * input[ci * g.plane() + g.at(iy as usize, ix as usize)];
                 }
@@ -372,7 +382,7 @@ mod tests {
                 cout,
                 ksize: k,
                 relu,
-                weight: &weights[..cout * cin * k * k],
+                weight: Weights::F32(&weights[..cout * cin * k * k]),
                 bias: &bias[..cout],
             };
             let input = &mut buf_in[..g.len(cin)];
@@ -426,7 +436,7 @@ mod tests {
             cout: 1,
             ksize: 3,
             relu: false,
-            weight: &w,
+            weight: Weights::F32(&w),
             bias: &b,
         };
         let input = [0.0; 36];

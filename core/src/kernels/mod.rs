@@ -1,7 +1,9 @@
 //! Compute kernels: a plain reference version of each, and faster versions
 //! picked at run time by [`Isa`].
 
+pub mod act;
 pub mod conv;
+pub mod fixed;
 
 /// The instruction set a kernel may use.
 ///
@@ -12,12 +14,12 @@ pub mod conv;
 pub enum Isa {
     /// Plain Rust, whatever the compiler makes of it for the target.
     Generic,
-    /// x86-64 with AVX2 and FMA (only constructed after checking the CPU).
+    /// x86-64 with AVX2, FMA and F16C (only constructed after checking the CPU).
     #[cfg(target_arch = "x86_64")]
     Avx2Fma(Avx2Token),
 }
 
-/// Proof that the CPU supports AVX2 and FMA; only [`Isa::detect`] makes one.
+/// Proof that the CPU supports AVX2, FMA and F16C; only [`Isa::detect`] makes one.
 #[cfg(target_arch = "x86_64")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -53,7 +55,8 @@ mod x86 {
         unsafe { core::arch::x86_64::_xgetbv(0) }
     }
 
-    /// CPUID and XCR0: the CPU has AVX2 and FMA and the OS saves the YMM state.
+    /// CPUID and XCR0: the CPU has AVX2, FMA and F16C and the OS saves the
+    /// YMM state.
     pub fn has_avx2_fma() -> bool {
         #[allow(unused_unsafe)]
         // SAFETY: CPUID exists on every x86-64 CPU.
@@ -67,7 +70,8 @@ mod x86 {
         let fma = l1.ecx & (1 << 12) != 0;
         let osxsave = l1.ecx & (1 << 27) != 0;
         let avx = l1.ecx & (1 << 28) != 0;
-        if !(fma && osxsave && avx) {
+        let f16c = l1.ecx & (1 << 29) != 0;
+        if !(fma && osxsave && avx && f16c) {
             return false;
         }
         // SAFETY: OSXSAVE is set, so XGETBV is available.

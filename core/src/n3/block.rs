@@ -4,13 +4,12 @@
 //! Output channels, in order: `[x, z¹ − x, …, zᵏ − x]`, where `zʲ` is the fold
 //! of the `j`-th continuous neighbour patches.
 
-use libm::{expf, logf};
-
-use super::aggregate::{aggregate_with, squared_distances};
 use super::grid::{Axis, Columns};
 use super::relax::relax_logits;
 use crate::error::{mul, Error, ErrorKind, Result};
+use crate::kernels::act::{Act, Scratch};
 use crate::kernels::Isa;
+use crate::math::{exp, ln};
 use crate::model::N3Params;
 use crate::tensor::{Band, Geom};
 
@@ -98,31 +97,37 @@ pub struct N3Io<'a> {
 }
 
 /// A read-only band of padded planes and its data.
-#[derive(Clone, Copy)]
-pub(crate) struct Planes<'a> {
+pub(crate) struct Planes<'a, A> {
     /// Where the rows lie.
     pub band: Band,
     /// The planes.
-    pub data: &'a [f32],
+    pub data: &'a [A],
 }
+
+impl<A> Clone for Planes<'_, A> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<A> Copy for Planes<'_, A> {}
 
 /// Patch rows kept at once: patch row `i` lives in slot `i % slots`, each slot
 /// holding the held patches of one row (`Columns::n` of them: embedding
 /// patches, input patches and temperatures). The whole-image path keeps every
 /// row (`slots = n1`); the streaming path keeps a window's worth.
-pub(crate) struct PatchSlots<'a> {
+pub(crate) struct PatchSlots<'a, A> {
     /// Slots in the ring.
     pub slots: usize,
     /// Embedding patches, `slots · n2 × embed_dim`.
-    pub embed: &'a mut [f32],
+    pub embed: &'a mut [A],
     /// Input patches, `slots · n2 × input_dim`.
-    pub input: &'a mut [f32],
+    pub input: &'a mut [A],
     /// Temperature of each patch, `slots · n2`.
     pub temps: &'a mut [f32],
 }
 
 /// Scratch of one query.
-pub(crate) struct QueryScratch<'a> {
+pub(crate) struct QueryScratch<'a, A: Act> {
     /// Candidate indices.
     pub indices: &'a mut [u32],
     /// Logits.
@@ -130,26 +135,28 @@ pub(crate) struct QueryScratch<'a> {
     /// `k` weight vectors.
     pub weights: &'a mut [f32],
     /// `k` aggregated patches.
-    pub neighbours: &'a mut [f32],
+    pub neighbours: &'a mut [A::Wide],
+    /// Scratch of the 16-bit kernels.
+    pub kernel: Scratch<'a>,
 }
 
 /// Copies patch `(i, j)` of `channels` planes into `dst` (zero where the patch
 /// lies in the grid padding or outside the held columns).
-fn extract_patch(
-    src: Planes<'_>,
+fn extract_patch<A: Act>(
+    src: Planes<'_, A>,
     channels: usize,
     d: &N3Dims,
     cw: &Columns,
     i: usize,
     j: usize,
-    dst: &mut [f32],
+    dst: &mut [A],
 ) {
     let p = d.rows.patch;
     let b = src.band;
     for c in 0..channels {
         for dy in 0..p {
             let row = &mut dst[(c * p + dy) * p..][..p];
-            row.fill(0.0);
+            row.fill(A::default());
             let Some(y) = d.rows.pixel(i, dy) else {
                 continue;
             };
@@ -166,28 +173,29 @@ fn extract_patch(
 /// patches, temperatures) into slot `i % slots`. Reads image rows
 /// `i·s − top .. i·s − top + p` of the three inputs (those inside the image).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn extract_row(
+pub(crate) fn extract_row<A: Act>(
     prm: &N3Params,
     d: &N3Dims,
     cw: &Columns,
     channels: usize,
-    x: Planes<'_>,
-    embed: Planes<'_>,
-    temp: Planes<'_>,
+    x: Planes<'_, A>,
+    embed: Planes<'_, A>,
+    temp: Planes<'_, A>,
+    temp_scale: f32,
     i: usize,
-    ring: &mut PatchSlots<'_>,
+    ring: &mut PatchSlots<'_, A>,
 ) {
     let embed_channels = d.embed_dim / (prm.patch * prm.patch);
     let base = (i % ring.slots) * cw.n;
-    let log_bias = logf(prm.temp_bias);
+    let log_bias = ln(prm.temp_bias);
     let pp = (prm.patch * prm.patch) as f32;
     for (q, j) in (base..).zip(cw.j0..cw.j0 + cw.n) {
         let e = &mut ring.embed[q * d.embed_dim..][..d.embed_dim];
         extract_patch(embed, embed_channels, d, cw, i, j, e);
         let v = &mut ring.input[q * d.input_dim..][..d.input_dim];
         extract_patch(x, channels, d, cw, i, j, v);
-        let mean = patch_sum(temp, d, cw, i, j) / pp;
-        ring.temps[q] = expf(mean + log_bias);
+        let mean = A::wide_to_f32(patch_sum(temp, d, cw, i, j), temp_scale) / pp;
+        ring.temps[q] = exp(mean + log_bias);
     }
 }
 
@@ -198,17 +206,18 @@ pub(crate) fn extract_row(
 /// the queries whose whole search window is held are answered: with a column
 /// stripe, the others lie in its halo, whose output is not used.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn query_row(
+pub(crate) fn query_row<A: Act>(
     isa: Isa,
     prm: &N3Params,
     d: &N3Dims,
     cw: &Columns,
     channels: usize,
+    embed_scale: f32,
     i: usize,
-    ring: &PatchSlots<'_>,
-    s: &mut QueryScratch<'_>,
+    ring: &PatchSlots<'_, A>,
+    s: &mut QueryScratch<'_, A>,
     out: Band,
-    out_data: &mut [f32],
+    out_data: &mut [A],
 ) -> Result<()> {
     for j in cw.j0..cw.j0 + cw.n {
         let (c0, cn) = d.cols.window(j, prm.window);
@@ -220,14 +229,23 @@ pub(crate) fn query_row(
         let logits = &mut s.logits[..n];
         let q = (i % ring.slots) * cw.n + j - cw.j0;
         let query = &ring.embed[q * d.embed_dim..][..d.embed_dim];
-        squared_distances(ring.embed, d.embed_dim, query, idx, logits)?;
+        A::distances(
+            isa,
+            ring.embed,
+            d.embed_dim,
+            query,
+            idx,
+            logits,
+            embed_scale,
+            &mut s.kernel,
+        )?;
         let t = ring.temps[q];
         for l in logits.iter_mut() {
             *l = (prm.logit_scale * -*l + prm.logit_shift) / t;
         }
         let weights = &mut s.weights[..d.k * n];
         relax_logits(logits, d.k, weights)?;
-        aggregate_with(
+        A::aggregate(
             isa,
             ring.input,
             d.input_dim,
@@ -235,6 +253,7 @@ pub(crate) fn query_row(
             weights,
             d.k,
             s.neighbours,
+            &mut s.kernel,
         )?;
         fold_add(s.neighbours, out, d, cw, channels, i, j, out_data);
     }
@@ -282,7 +301,7 @@ pub fn n3_forward(
     };
     for i in 0..d.rows.count {
         let (x, e, t) = (planes(io.input), planes(io.embed), planes(io.temp));
-        extract_row(p, d, &cw, channels, x, e, t, i, &mut ring);
+        extract_row(p, d, &cw, channels, x, e, t, 1.0, i, &mut ring);
     }
     io.output[channels * g.plane()..g.len(channels * (p.k + 1))].fill(0.0);
     let mut scratch = QueryScratch {
@@ -290,6 +309,11 @@ pub fn n3_forward(
         logits: s.logits,
         weights: s.weights,
         neighbours: s.neighbours,
+        kernel: Scratch {
+            f: &mut [],
+            i32s: &mut [],
+            i64s: &mut [],
+        },
     };
     for i in 0..d.rows.count {
         query_row(
@@ -298,6 +322,7 @@ pub fn n3_forward(
             d,
             &cw,
             channels,
+            1.0,
             i,
             &ring,
             &mut scratch,
@@ -312,16 +337,16 @@ pub fn n3_forward(
 
 /// Sum of one plane over patch `(i, j)` (zero outside the image and the held
 /// columns).
-fn patch_sum(src: Planes<'_>, d: &N3Dims, cw: &Columns, i: usize, j: usize) -> f32 {
+fn patch_sum<A: Act>(src: Planes<'_, A>, d: &N3Dims, cw: &Columns, i: usize, j: usize) -> A::Wide {
     let p = d.rows.patch;
-    let mut sum = 0.0;
+    let mut sum = A::Wide::default();
     for dy in 0..p {
         let Some(y) = d.rows.pixel(i, dy) else {
             continue;
         };
         for dx in 0..p {
             if let Some(x) = cw.pixel(&d.cols, j, dx) {
-                sum += src.data[src.band.at(y, x)];
+                sum = sum + src.data[src.band.at(y, x)].widen();
             }
         }
     }
@@ -358,15 +383,15 @@ fn candidates(
 /// output planes `[z¹ …]` (channels `C..` of `out`); pixels in the grid
 /// padding or outside the held columns are cropped.
 #[allow(clippy::too_many_arguments)]
-fn fold_add(
-    z: &[f32],
+fn fold_add<A: Act>(
+    z: &[A::Wide],
     band: Band,
     d: &N3Dims,
     cw: &Columns,
     channels: usize,
     i: usize,
     j: usize,
-    out: &mut [f32],
+    out: &mut [A],
 ) {
     let p = d.rows.patch;
     for (jn, zj) in z.chunks_exact(d.input_dim).enumerate() {
@@ -377,9 +402,19 @@ fn fold_add(
                     continue;
                 };
                 let zrow = &zj[(c * p + dy) * p..][..p];
+                let cy = if A::PREDIVIDE {
+                    d.rows.coverage(y + d.rows.before)
+                } else {
+                    1
+                };
                 for (dx, &v) in zrow.iter().enumerate() {
                     if let Some(x) = cw.pixel(&d.cols, j, dx) {
-                        plane[band.at(y, x)] += v;
+                        let count = if A::PREDIVIDE {
+                            cy * d.cols.coverage(cw.x0 + x + d.cols.before)
+                        } else {
+                            1
+                        };
+                        A::fold(&mut plane[band.at(y, x)], v, count as u32);
                     }
                 }
             }
@@ -390,27 +425,27 @@ fn fold_add(
 /// Turns the folded sums of image rows `rows` (the held columns) into
 /// averages and writes `[x, z¹ − x, …]`. Each row is final once every patch
 /// row covering it has been through [`query_row`].
-pub(crate) fn finish_rows(
+pub(crate) fn finish_rows<A: Act>(
     d: &N3Dims,
     cw: &Columns,
     channels: usize,
-    x: Planes<'_>,
+    x: Planes<'_, A>,
     band: Band,
-    out: &mut [f32],
+    out: &mut [A],
     rows: core::ops::Range<usize>,
 ) {
     let k = d.k;
     for y in rows {
         let cy = d.rows.coverage(y + d.rows.before);
         for xx in 0..band.width {
-            let count = (cy * d.cols.coverage(cw.x0 + xx + d.cols.before)) as f32;
+            let count = (cy * d.cols.coverage(cw.x0 + xx + d.cols.before)) as u32;
             let (ax, at) = (x.band.at(y, xx), band.at(y, xx));
             for c in 0..channels {
                 let xv = x.data[c * x.band.plane + ax];
                 out[c * band.plane + at] = xv;
                 for jn in 0..k {
                     let o = &mut out[((1 + jn) * channels + c) * band.plane + at];
-                    *o = *o / count - xv;
+                    *o = A::finish(*o, xv, count);
                 }
             }
         }

@@ -5,7 +5,7 @@
 //! `j`-th continuous neighbour; as `t → 0` they become one-hot on the exact
 //! `j`-th nearest neighbour.
 
-use libm::{expf, expm1f, log1pf, logf};
+use crate::math::{exp, exp_m1, ln, ln_1p};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -18,15 +18,15 @@ pub const LOG1MEXP_FLOOR: f32 = -1.0e30;
 /// `log1p(−exp(u))` below `ln ½`, `log(−expm1(u))` above. Never below
 /// [`LOG1MEXP_FLOOR`], so it is finite as `exp(u) → 1`.
 pub fn log1mexp(u: f32) -> f32 {
-    log1mexp_given(u, expf(u))
+    log1mexp_given(u, exp(u))
 }
 
 /// [`log1mexp`] when `e = exp(u)` is already known (the softmax weight).
 fn log1mexp_given(u: f32, e: f32) -> f32 {
     let v = if u < -core::f32::consts::LN_2 {
-        log1pf(-e)
+        ln_1p(-e)
     } else {
-        logf(-expm1f(u))
+        ln(-exp_m1(u))
     };
     if v >= LOG1MEXP_FLOOR {
         v
@@ -58,11 +58,11 @@ pub fn relax_logits(logits: &mut [f32], k: usize, weights: &mut [f32]) -> Result
         // Log-softmax relative to the maximum, so that logits far below zero
         // (candidates already taken) keep their differences.
         let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let sum: f32 = logits.iter().map(|&l| expf(l - m)).sum();
-        let log_sum = logf(sum);
+        let sum: f32 = logits.iter().map(|&l| exp(l - m)).sum();
+        let log_sum = ln(sum);
         for (l, wi) in logits.iter_mut().zip(w.iter_mut()) {
             let u = ((*l - m) - log_sum).min(0.0);
-            *wi = expf(u);
+            *wi = exp(u);
             *l += log1mexp_given(u, *wi);
         }
     }

@@ -1,7 +1,10 @@
 //! Random-weight networks and a seeded PRNG shared by the integration tests.
 #![allow(dead_code)]
 
-use n3net_core::{Cnn, ConvLayer, Isa, N3Block, N3Params, Network, Plan};
+use half::f16;
+use n3net_core::exec::stream::Stream;
+use n3net_core::kernels::fixed::quantize_weights;
+use n3net_core::{Cnn, ConvLayer, Isa, N3Block, N3Params, Network, Plan, Precision, Weights};
 
 /// A small LCG: deterministic, no dependencies.
 pub struct Rng(pub u64);
@@ -137,6 +140,72 @@ impl RandomNet {
 
     /// The network over the stored weights.
     pub fn network(&self) -> Network<'_> {
+        self.build(|at, wn, _| Weights::F32(&self.store[at..at + wn]), None)
+    }
+
+    /// The same weights in `precision` (q16: calibrated by streaming
+    /// `calibration`, an `h × w` image of the network's input channels, in
+    /// f32; activation scales are the peaks over 32767 with a 25 % margin).
+    pub fn quantized(
+        &self,
+        precision: Precision,
+        calibration: &[f32],
+        h: usize,
+        w: usize,
+    ) -> Quantized {
+        let mut q = Quantized {
+            precision,
+            f16: self.store.iter().map(|&v| f16::from_f32(v)).collect(),
+            values: vec![0; self.store.len()],
+            scales: vec![1.0; self.store.len()],
+            activations: Vec::new(),
+        };
+        let mut at = 0;
+        for (layers, _) in &self.cnns {
+            for l in layers {
+                let taps = l.ksize * l.ksize;
+                let wn = l.cout * l.cin * taps;
+                quantize_weights(
+                    &self.store[at..at + wn],
+                    l.cout,
+                    taps,
+                    &mut q.values[at..at + wn],
+                    &mut q.scales[at..at + l.cout],
+                )
+                .expect("quantize");
+                at += wn + l.cout;
+            }
+        }
+        if precision == Precision::Q16 {
+            let net = self.network();
+            let rows = to_rows(calibration, net.cin(), h, w);
+            let mut ws = vec![0u8; Stream::workspace_bytes(&net, w).unwrap()];
+            // The generic kernels give the same bits on every target, so
+            // the scales (and the q16 outputs) do too.
+            let mut s = Stream::new(&net, h, w, Isa::Generic, &mut ws).unwrap();
+            let mut out = vec![0.0; net.cout() * w * h];
+            s.push_rows(&rows).unwrap();
+            s.pull_rows(&mut out).unwrap();
+            let mut peaks = s.activation_peaks().to_vec();
+            // An N³ block's output shares its input's scale.
+            let mut i = 0;
+            for (d, b) in net.dncnn().iter().zip(net.n3()) {
+                i += d.layers().len();
+                let o = i + b.embed.layers().len() + b.temp.layers().len() + 1;
+                let m = peaks[i].max(peaks[o]);
+                (peaks[i], peaks[o]) = (m, m);
+                i = o;
+            }
+            q.activations = peaks.iter().map(|p| p.max(1e-6) * 1.25 / 32767.0).collect();
+        }
+        q
+    }
+
+    fn build<'a>(
+        &'a self,
+        weight: impl Fn(usize, usize, usize) -> Weights<'a>,
+        scales: Option<&'a [f32]>,
+    ) -> Network<'a> {
         let mut at = 0;
         let mut built = Vec::new();
         for (layers, residual) in &self.cnns {
@@ -148,7 +217,7 @@ impl RandomNet {
                     cout: l.cout,
                     ksize: l.ksize,
                     relu: l.relu,
-                    weight: &self.store[at..at + wn],
+                    weight: weight(at, wn, l.cout),
                     bias: &self.store[at + wn..at + wn + l.cout],
                 });
                 at += wn + l.cout;
@@ -164,7 +233,37 @@ impl RandomNet {
                 params: self.spec.n3,
             })
             .collect();
-        Network::new(dncnn, &n3).expect("network")
+        match scales {
+            Some(s) => Network::with_activation_scales(dncnn, &n3, s).expect("q16 network"),
+            None => Network::new(dncnn, &n3).expect("network"),
+        }
+    }
+}
+
+/// A [`RandomNet`]'s weights in f16 or q16 (indexed like its f32 store).
+pub struct Quantized {
+    pub precision: Precision,
+    f16: Vec<f16>,
+    values: Vec<i16>,
+    scales: Vec<f32>,
+    /// q16 activation scales.
+    pub activations: Vec<f32>,
+}
+
+impl Quantized {
+    /// The network of `base`'s structure and biases over these weights.
+    pub fn network<'a>(&'a self, base: &'a RandomNet) -> Network<'a> {
+        match self.precision {
+            Precision::F16 => base.build(|at, wn, _| Weights::F16(&self.f16[at..at + wn]), None),
+            Precision::Q16 => base.build(
+                |at, wn, cout| Weights::Q16 {
+                    values: &self.values[at..at + wn],
+                    scales: &self.scales[at..at + cout],
+                },
+                Some(&self.activations),
+            ),
+            Precision::F32 => base.network(),
+        }
     }
 }
 
