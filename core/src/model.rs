@@ -445,20 +445,25 @@ impl<'a> Network<'a> {
             ));
         }
         net.scales = scales;
-        // Index of each tensor: 0 the input, then one per convolution and
-        // one per block output, in execution order.
+        if net.n3_activations().any(|(i, o)| scales[i] != scales[o]) {
+            return Err(invalid(
+                "q16: an N3 block's output scale must equal its input scale",
+            ));
+        }
+        Ok(net)
+    }
+
+    /// For every N³ block, the indices of its input and output tensors in
+    /// the order of [`Network::with_activation_scales`] (a q16 network gives
+    /// both the same scale).
+    pub fn n3_activations(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let mut at = 0;
-        for (d, b) in net.dncnn.iter().zip(&net.n3) {
+        self.dncnn.iter().zip(&self.n3).map(move |(d, b)| {
             at += d.layers().len();
             let input = at;
             at += b.embed.layers().len() + b.temp.layers().len() + 1;
-            if scales[at] != scales[input] {
-                return Err(invalid(
-                    "q16: an N3 block's output scale must equal its input scale",
-                ));
-            }
-        }
-        Ok(net)
+            (input, at)
+        })
     }
 
     /// Storage precision of the weights and activations.

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use n3net_core::exec::stream::{Stream, PUSH_ROWS};
-use n3net_core::{Isa, Network, Plan};
+use n3net_core::{Isa, Network, Plan, Precision};
 use rayon::prelude::*;
 
 use crate::image_io::{BitDepth, RowOrder, RowReader, RowWriter};
@@ -84,7 +84,9 @@ pub fn network_input(model: &Model, image: &[f32], noise: NoiseLevel) -> anyhow:
     Ok(v)
 }
 
-/// Denoises one `height × width` grey plane with `model`, whole-image.
+/// Denoises one `height × width` grey plane with `model`, whole-image: an
+/// f32 model through the core's whole-image plan, f16 and q16 models through
+/// a stream over the whole width (bit-identical ways for f32).
 pub fn denoise_plane(
     model: &Model,
     image: &[f32],
@@ -96,13 +98,71 @@ pub fn denoise_plane(
         bail!("image length {} is not {height}×{width}", image.len());
     }
     let net = model.network()?;
+    let input = network_input(model, image, noise)?;
+    if net.precision() != Precision::F32 {
+        return stream_planes(&net, &input, height, width);
+    }
     let plan = Plan::new(&net, height, width, Isa::detect())
         .with_context(|| format!("cannot run a {width}×{height} image"))?;
-    let input = network_input(model, image, noise)?;
     let mut output = vec![0.0; net.cout() * height * width];
     let mut ws = vec![0u8; plan.workspace_bytes()];
     plan.run(&input, &mut output, &mut ws)?;
     Ok(output)
+}
+
+/// Runs `net` over a whole image given as `cin` planes, through a stream;
+/// returns `cout` planes.
+pub fn stream_planes(
+    net: &Network<'_>,
+    planes: &[f32],
+    height: usize,
+    width: usize,
+) -> anyhow::Result<Vec<f32>> {
+    Ok(stream_planes_with(net, planes, height, width)?.0)
+}
+
+/// [`stream_planes`], also returning the stream's activation peaks
+/// ([`Stream::activation_peaks`]).
+pub fn stream_planes_with(
+    net: &Network<'_>,
+    planes: &[f32],
+    height: usize,
+    width: usize,
+) -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
+    let (cin, cout) = (net.cin(), net.cout());
+    if planes.len() != cin * height * width {
+        bail!("input is not {cin} planes of {width}×{height}");
+    }
+    let mut ws = vec![0u8; Stream::workspace_bytes(net, width)?];
+    let mut s = Stream::new(net, height, width, Isa::detect(), &mut ws)
+        .with_context(|| format!("cannot run a {width}×{height} image"))?;
+    let mut rows = Vec::with_capacity(cin * width * PUSH_ROWS);
+    let mut out_rows = vec![0.0; cout * width * height];
+    let mut pulled = 0;
+    for y0 in (0..height).step_by(PUSH_ROWS) {
+        rows.clear();
+        for y in y0..(y0 + PUSH_ROWS).min(height) {
+            for c in 0..cin {
+                rows.extend_from_slice(&planes[(c * height + y) * width..][..width]);
+            }
+        }
+        s.push_rows(&rows)?;
+        pulled += s.pull_rows(&mut out_rows[pulled * cout * width..])?;
+    }
+    if pulled < height {
+        pulled += s.pull_rows(&mut out_rows[pulled * cout * width..])?;
+    }
+    if pulled != height {
+        bail!("internal: the stream finished {pulled} of {height} rows");
+    }
+    let mut out = vec![0.0; cout * height * width];
+    for y in 0..height {
+        for c in 0..cout {
+            out[(c * height + y) * width..][..width]
+                .copy_from_slice(&out_rows[(y * cout + c) * width..][..width]);
+        }
+    }
+    Ok((out, s.activation_peaks().to_vec()))
 }
 
 /// How [`denoise_file`] cuts an image into column stripes.

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod blob;
+pub mod calibrate;
 pub mod denoise;
 pub mod eval;
 pub mod image_io;

@@ -187,14 +187,9 @@ impl RandomNet {
             s.push_rows(&rows).unwrap();
             s.pull_rows(&mut out).unwrap();
             let mut peaks = s.activation_peaks().to_vec();
-            // An N³ block's output shares its input's scale.
-            let mut i = 0;
-            for (d, b) in net.dncnn().iter().zip(net.n3()) {
-                i += d.layers().len();
-                let o = i + b.embed.layers().len() + b.temp.layers().len() + 1;
+            for (i, o) in net.n3_activations() {
                 let m = peaks[i].max(peaks[o]);
                 (peaks[i], peaks[o]) = (m, m);
-                i = o;
             }
             q.activations = peaks.iter().map(|p| p.max(1e-6) * 1.25 / 32767.0).collect();
         }
