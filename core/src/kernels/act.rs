@@ -518,7 +518,7 @@ impl Act for i16 {
             let acc_scale = sx * f64::from(sw);
             let m = Mult::new(acc_scale / sy)?;
             let bias = fixed::bias_acc(b, acc_scale);
-            fixed::conv_acc_row(values, l.cin, k, co, input, at, bias, part, acc);
+            fixed::conv_acc_row_with(c.isa, values, l.cin, k, co, input, at, bias, part, acc);
             let res = match &c.res {
                 Some((r, ch)) if co < *ch => {
                     let a = co * r.band.plane + r.band.at(y, 0);
@@ -542,7 +542,7 @@ impl Act for i16 {
     }
 
     fn distances(
-        _: Isa,
+        isa: Isa,
         data: &[i16],
         dim: usize,
         query: &[i16],
@@ -552,24 +552,19 @@ impl Act for i16 {
         _: &mut Scratch<'_>,
     ) -> Result<()> {
         index_check(data.len(), dim, indices, query.len())?;
-        let s2 = scale * scale;
-        for (o, &i) in out.iter_mut().zip(indices) {
-            let row = &data[i as usize * dim..][..dim];
-            let d: i64 = query
-                .iter()
-                .zip(row)
-                .map(|(&a, &b)| {
-                    let e = i64::from(a) - i64::from(b);
-                    e * e
-                })
-                .sum();
-            *o = d as f32 * s2;
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx2Fma` proves AVX2; the body is safe code.
+            Isa::Avx2Fma(_) => unsafe {
+                q16_avx2::distances(data, dim, query, indices, out, scale)
+            },
+            _ => q16_distances(data, dim, query, indices, out, scale),
         }
         Ok(())
     }
 
     fn aggregate(
-        _: Isa,
+        isa: Isa,
         data: &[i16],
         dim: usize,
         indices: &[u32],
@@ -579,26 +574,12 @@ impl Act for i16 {
         _: &mut Scratch<'_>,
     ) -> Result<()> {
         index_check(data.len(), dim, indices, dim)?;
-        let n = indices.len();
-        aggregate_check(dim, n, k, weights.len(), out.len())?;
-        let one = (1u32 << WEIGHT_BITS) as f32;
-        out.fill(0);
-        for (c, &i) in indices.iter().enumerate() {
-            let row = &data[i as usize * dim..][..dim];
-            for (j, z) in out.chunks_exact_mut(dim).enumerate() {
-                // Weights are in [0, 1]: the cast truncates a non-negative value.
-                let w = (weights[j * n + c].clamp(0.0, 1.0) * one + 0.5) as i64;
-                if w == 0 {
-                    continue;
-                }
-                for (zv, &xv) in z.iter_mut().zip(row) {
-                    *zv += w * i64::from(xv);
-                }
-            }
-        }
-        let half = 1i64 << (WEIGHT_BITS - 1);
-        for z in out.iter_mut() {
-            *z = (*z + half) >> WEIGHT_BITS;
+        aggregate_check(dim, indices.len(), k, weights.len(), out.len())?;
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx2Fma` proves AVX2; the body is safe code.
+            Isa::Avx2Fma(_) => unsafe { q16_avx2::aggregate(data, dim, indices, weights, out) },
+            _ => q16_aggregate(data, dim, indices, weights, out),
         }
         Ok(())
     }
@@ -610,6 +591,88 @@ impl Act for i16 {
     #[inline]
     fn finish(acc: i16, x: i16, _: u32) -> i16 {
         fixed::saturate(i64::from(acc) - i64::from(x))
+    }
+}
+
+/// Real squared distances of q16 patches: integer sums, one rounding.
+#[inline(always)]
+fn q16_distances(
+    data: &[i16],
+    dim: usize,
+    query: &[i16],
+    indices: &[u32],
+    out: &mut [f32],
+    scale: f32,
+) {
+    let s2 = scale * scale;
+    for (o, &i) in out.iter_mut().zip(indices) {
+        let row = &data[i as usize * dim..][..dim];
+        let d: i64 = query
+            .iter()
+            .zip(row)
+            .map(|(&a, &b)| {
+                let e = i64::from(a) - i64::from(b);
+                e * e
+            })
+            .sum();
+        *o = d as f32 * s2;
+    }
+}
+
+/// q16 aggregation: weights rounded to [`WEIGHT_BITS`] fractional bits,
+/// integer sums, rounded back to the patches' scale.
+#[inline(always)]
+fn q16_aggregate(data: &[i16], dim: usize, indices: &[u32], weights: &[f32], out: &mut [i64]) {
+    let n = indices.len();
+    let one = (1u32 << WEIGHT_BITS) as f32;
+    out.fill(0);
+    for (c, &i) in indices.iter().enumerate() {
+        let row = &data[i as usize * dim..][..dim];
+        for (j, z) in out.chunks_exact_mut(dim).enumerate() {
+            // Weights are in [0, 1]: the cast truncates a non-negative value.
+            let w = (weights[j * n + c].clamp(0.0, 1.0) * one + 0.5) as i64;
+            if w == 0 {
+                continue;
+            }
+            for (zv, &xv) in z.iter_mut().zip(row) {
+                *zv += w * i64::from(xv);
+            }
+        }
+    }
+    let half = 1i64 << (WEIGHT_BITS - 1);
+    for z in out.iter_mut() {
+        *z = (*z + half) >> WEIGHT_BITS;
+    }
+}
+
+/// The q16 N³ kernels compiled with AVX2 (the same integers).
+#[cfg(target_arch = "x86_64")]
+mod q16_avx2 {
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn distances(
+        data: &[i16],
+        dim: usize,
+        query: &[i16],
+        indices: &[u32],
+        out: &mut [f32],
+        scale: f32,
+    ) {
+        super::q16_distances(data, dim, query, indices, out, scale);
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn aggregate(
+        data: &[i16],
+        dim: usize,
+        indices: &[u32],
+        weights: &[f32],
+        out: &mut [i64],
+    ) {
+        super::q16_aggregate(data, dim, indices, weights, out);
     }
 }
 

@@ -28,6 +28,7 @@
 //! (at most [`crate::model::MAX_Q16_FAN_IN`] of them, `< 2^45`), plus a bias
 //! clamped to `±2^46`; `|acc · m| < 2^47 · 2^15 = 2^62`.
 
+use super::Isa;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Largest stored magnitude.
@@ -172,6 +173,7 @@ pub fn quantize_weights(
 /// with the per-input-channel partial sums in `part` (`i32`, see the module
 /// docs). `input` rows are read at `at(ci, ky) + kx + x`.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(crate) fn conv_acc_row(
     values: &[i16],
     cin: usize,
@@ -204,6 +206,53 @@ pub(crate) fn conv_acc_row(
         for (a, &p) in acc.iter_mut().zip(part.iter()) {
             *a += i64::from(p);
         }
+    }
+}
+
+/// [`conv_acc_row`] compiled for the instruction set `isa` (the compiler
+/// vectorises it with AVX2 on x86-64): integer arithmetic, so the same
+/// values with every instruction set.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_acc_row_with(
+    isa: Isa,
+    values: &[i16],
+    cin: usize,
+    k: usize,
+    co: usize,
+    input: &[i16],
+    at: impl Fn(usize, usize) -> usize,
+    bias: i64,
+    part: &mut [i32],
+    acc: &mut [i64],
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Avx2Fma` proves AVX2; the body is safe code.
+        Isa::Avx2Fma(_) => unsafe {
+            avx2::conv_acc_row(values, cin, k, co, input, at, bias, part, acc)
+        },
+        _ => conv_acc_row(values, cin, k, co, input, at, bias, part, acc),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn conv_acc_row(
+        values: &[i16],
+        cin: usize,
+        k: usize,
+        co: usize,
+        input: &[i16],
+        at: impl Fn(usize, usize) -> usize,
+        bias: i64,
+        part: &mut [i32],
+        acc: &mut [i64],
+    ) {
+        super::conv_acc_row(values, cin, k, co, input, at, bias, part, acc);
     }
 }
 
