@@ -7,8 +7,9 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use n3net_core::exec::stream::Stream;
-use n3net_core::{Isa, Network, Plan};
-use n3net_runtime::blob::write_blob;
+use n3net_core::{Isa, Network, Plan, Precision};
+use n3net_runtime::blob::{write_blob_as, Quant};
+use n3net_runtime::calibrate::{activation_scales, Calibration};
 use n3net_runtime::denoise::{
     denoise_file, denoise_plane, network_input, NoiseLevel, StripeOptions,
 };
@@ -57,6 +58,8 @@ enum Command {
         /// Only the first N images (by file name).
         #[arg(long)]
         limit: Option<usize>,
+        #[command(flatten)]
+        precision: PrecisionArgs,
     },
     /// Show a model's hyper-parameters, size, cost and workspace.
     Info {
@@ -88,13 +91,15 @@ enum Command {
         tolerance: f32,
     },
     /// Convert a model (.onnx, or the built-in default) to the flash-ready
-    /// weight blob: `n3net convert model.onnx -o model.n3b`.
+    /// weight blob: `n3net convert model.onnx --precision q16 -o model.n3b`.
     Convert {
         /// Model file (.onnx or .n3b); default: the built-in default model.
         model: Option<PathBuf>,
         /// Output blob file (.n3b).
         #[arg(long, short)]
         out: PathBuf,
+        #[command(flatten)]
+        precision: PrecisionArgs,
     },
     /// Write the noisy images `eval` uses (same seed, same draws) as float32
     /// `.npy` files, so other denoisers can be measured on identical inputs.
@@ -145,6 +150,106 @@ struct DenoiseArgs {
     /// Print the stripe layout and the workspace size.
     #[arg(long, short)]
     verbose: bool,
+    #[command(flatten)]
+    precision: PrecisionArgs,
+}
+
+/// The precision a command runs or writes a model in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PrecisionArg {
+    /// IEEE single precision (the reference).
+    F32,
+    /// IEEE half precision weights and activations, f32 arithmetic.
+    F16,
+    /// int16 fixed point, calibrated on images (--calibration).
+    Q16,
+}
+
+/// `--precision` and the q16 calibration set.
+#[derive(clap::Args)]
+struct PrecisionArgs {
+    /// Run (convert: write) the model in this precision; default: the
+    /// model file's own (f32 for ONNX). f16 and q16 are made from an f32
+    /// model.
+    #[arg(long, value_enum)]
+    precision: Option<PrecisionArg>,
+    /// Folder of grey images that calibrate the q16 activation ranges
+    /// (default: train/Train400 under $N3NET_DATA).
+    #[arg(long, value_name = "DIR")]
+    calibration: Option<PathBuf>,
+    /// Calibration images used (the first N by file name).
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    calibration_images: usize,
+}
+
+impl PrecisionArgs {
+    /// The precision asked for, if any.
+    fn wanted(&self) -> Option<Precision> {
+        self.precision.map(|p| match p {
+            PrecisionArg::F32 => Precision::F32,
+            PrecisionArg::F16 => Precision::F16,
+            PrecisionArg::Q16 => Precision::Q16,
+        })
+    }
+
+    /// The q16 activation scales of `model`, calibrated.
+    fn calibrate(&self, model: &Model) -> anyhow::Result<Vec<f32>> {
+        let mut cal = match (&self.calibration, std::env::var_os("N3NET_DATA")) {
+            (Some(dir), _) => Calibration {
+                dir: dir.clone(),
+                ..Calibration::train400(Path::new(""))
+            },
+            (None, Some(data)) => Calibration::train400(Path::new(&data)),
+            (None, None) => bail!(
+                "q16 needs calibration images: give --calibration DIR (e.g. Train400) or set N3NET_DATA"
+            ),
+        };
+        cal.images = self.calibration_images;
+        activation_scales(model, &cal, true)
+    }
+
+    /// `model` in the precision asked for.
+    fn apply(&self, model: Model) -> anyhow::Result<Model> {
+        match self.wanted() {
+            None => Ok(model),
+            Some(p) if p == model.precision() => Ok(model),
+            Some(p) => model.with_precision(self.quant(&model, p)?.as_quant()),
+        }
+    }
+
+    /// How to write `model` (f32) in precision `p`.
+    fn quant(&self, model: &Model, p: Precision) -> anyhow::Result<Owned> {
+        if model.precision() != Precision::F32 {
+            bail!(
+                "the model is {} already: convert the f32 model (ONNX) instead",
+                model.precision().name()
+            );
+        }
+        Ok(match p {
+            Precision::F32 => Owned::F32,
+            Precision::F16 => Owned::F16,
+            Precision::Q16 => Owned::Q16(self.calibrate(model)?),
+        })
+    }
+}
+
+/// A [`Quant`] with its calibrated scales.
+enum Owned {
+    F32,
+    F16,
+    Q16(Vec<f32>),
+}
+
+impl Owned {
+    fn as_quant(&self) -> Quant<'_> {
+        match self {
+            Owned::F32 => Quant::F32,
+            Owned::F16 => Quant::F16,
+            Owned::Q16(s) => Quant::Q16 {
+                activation_scales: s,
+            },
+        }
+    }
 }
 
 /// A test set and its seeded noise draws (shared by `eval` and `noisy`).
@@ -206,7 +311,7 @@ fn noise_level(sigma: Option<f32>, profile: Option<(f32, f32)>) -> NoiseLevel {
 }
 
 fn cmd_denoise(args: &DenoiseArgs) -> anyhow::Result<()> {
-    let model = load_model(args.model.as_deref())?;
+    let model = args.precision.apply(load_model(args.model.as_deref())?)?;
     let noise = noise_level(args.sigma, args.noise_profile);
     if let (NoiseLevel::Sigma(s), Some(m)) = (noise, model.hyper.sigma) {
         if model.hyper.in_channels == 1 && (s - m).abs() > 0.5 {
@@ -268,8 +373,9 @@ fn cmd_eval(
     json: Option<&Path>,
     threads: Option<usize>,
     limit: Option<usize>,
+    precision: &PrecisionArgs,
 ) -> anyhow::Result<()> {
-    let model = load_model(model)?;
+    let model = precision.apply(load_model(model)?)?;
     if let Some(t) = threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
@@ -288,8 +394,9 @@ fn cmd_eval(
         );
     }
     println!(
-        "mean over {} images (σ = {sigma}, seed {seed}): PSNR {:.3} dB (noisy {:.3} dB), SSIM {:.4}",
+        "mean over {} images (σ = {sigma}, seed {seed}, {}): PSNR {:.3} dB (noisy {:.3} dB), SSIM {:.4}",
         report.images.len(),
+        model.precision().name(),
         report.mean_psnr,
         report.mean_psnr_noisy,
         report.mean_ssim
@@ -315,6 +422,7 @@ fn cmd_info(
         path.map_or("built-in default".into(), |p| p.display().to_string())
     );
     println!("source           {}", h.source);
+    println!("precision        {}", net.precision().name());
     println!(
         "trained σ        {}",
         h.sigma
@@ -443,15 +551,18 @@ fn cmd_compare(
     Ok(())
 }
 
-fn cmd_convert(model: Option<&Path>, out: &Path) -> anyhow::Result<()> {
+fn cmd_convert(model: Option<&Path>, out: &Path, precision: &PrecisionArgs) -> anyhow::Result<()> {
     let model = load_model(model)?;
-    let bytes = write_blob(&model)?;
+    let p = precision.wanted().unwrap_or(Precision::F32);
+    let quant = precision.quant(&model, p)?;
+    let bytes = write_blob_as(&model, quant.as_quant())?;
     std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
     println!(
-        "wrote {} ({} bytes, {:.1} KiB, f32)",
+        "wrote {} ({} bytes, {:.1} KiB, {})",
         out.display(),
         bytes.len(),
-        bytes.len() as f64 / 1024.0
+        bytes.len() as f64 / 1024.0,
+        p.name()
     );
     Ok(())
 }
@@ -490,6 +601,7 @@ fn main() -> ExitCode {
             json,
             threads,
             limit,
+            precision,
         } => cmd_eval(
             model.as_deref(),
             &draws.dataset,
@@ -498,6 +610,7 @@ fn main() -> ExitCode {
             json.as_deref(),
             *threads,
             *limit,
+            precision,
         ),
         Command::Info {
             model,
@@ -511,7 +624,11 @@ fn main() -> ExitCode {
             sigma,
             tolerance,
         } => cmd_compare(model, input, *sigma, *tolerance),
-        Command::Convert { model, out } => cmd_convert(model.as_deref(), out),
+        Command::Convert {
+            model,
+            out,
+            precision,
+        } => cmd_convert(model.as_deref(), out, precision),
         Command::Noisy { draws, out } => cmd_noisy(draws, out),
     };
     match result {
