@@ -69,7 +69,11 @@ fn write_fixed_header(bytes: &mut [u8], model: &Model, layers: usize) -> anyhow:
     let h = &model.hyper;
     put(bytes, 0, &MAGIC);
     put(bytes, 4, &VERSION.to_le_bytes());
-    put(bytes, 6, &Precision::F32.code().to_le_bytes());
+    put(
+        bytes,
+        6,
+        &blob::precision_code(Precision::F32).to_le_bytes(),
+    );
     let flags = [
         (h.distance_bn, FLAG_DISTANCE_BN),
         (h.sigma.is_some(), FLAG_SIGMA),

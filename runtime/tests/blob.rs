@@ -241,13 +241,11 @@ fn header_errors_have_their_kinds() {
     assert_eq!(kind(0, b"ONNX"), ErrorKind::BadMagic);
     assert_eq!(kind(4, &2u16.to_le_bytes()), ErrorKind::UnsupportedVersion);
     assert_eq!(
-        kind(6, &1u16.to_le_bytes()),
+        kind(6, &3u16.to_le_bytes()),
         ErrorKind::UnsupportedPrecision
     );
-    assert_eq!(
-        kind(6, &2u16.to_le_bytes()),
-        ErrorKind::UnsupportedPrecision
-    );
+    assert_eq!(kind(6, &1u16.to_le_bytes()), ErrorKind::CorruptBlob);
+    assert_eq!(kind(6, &2u16.to_le_bytes()), ErrorKind::CorruptBlob);
     let longer = (good.len() as u32 + 4).to_le_bytes();
     assert_eq!(kind(12, &longer), ErrorKind::Truncated);
     let shorter = (good.len() as u32 - 4).to_le_bytes();
