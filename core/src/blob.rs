@@ -8,15 +8,22 @@
 //! by byte in `docs/blob-format.md`; the runtime writes blobs
 //! (`n3net convert`).
 //!
-//! Firmware should place the blob on a 16-byte boundary; f32 weights need the
-//! blob start 4-byte aligned ([`ErrorKind::Misaligned`] otherwise). The stored
-//! values are little-endian, so big-endian targets are refused
+//! Weights are stored in one [`Precision`]: f32, f16 (binary16) or q16
+//! (int16 with per-output-channel scales, and the activation scales of the
+//! network); biases and scales are always f32.
+//!
+//! Firmware should place the blob on a 16-byte boundary; every precision
+//! needs the blob start 4-byte aligned (the f32 biases;
+//! [`ErrorKind::Misaligned`] otherwise). The stored values are
+//! little-endian, so big-endian targets are refused
 //! ([`ErrorKind::UnsupportedPrecision`]).
 
 pub mod crc;
 
+use half::f16;
 use heapless::Vec;
 
+pub use crate::model::Precision;
 pub use crc::{crc32, Crc32};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -36,6 +43,9 @@ pub const BLOCK_ENTRY_BYTES: usize = 24;
 pub const LAYER_ENTRY_BYTES: usize = 32;
 /// Alignment, from the blob start, of the header's end and of every data section.
 pub const SECTION_ALIGN: usize = 16;
+/// Alignment the blob start needs in memory, whatever the precision (the
+/// f32 biases are viewed in place).
+const BLOB_ALIGN: usize = 4;
 /// Offset of the CRC-32 field, taken as zero when the checksum is computed.
 pub const CRC_OFFSET: usize = 16;
 /// Header flag: the distance batch-norm was folded into the logits.
@@ -49,41 +59,23 @@ pub const LAYER_RELU: u8 = 1;
 /// Layer flag: the layer's CNN adds its input to its output (DnCNN stages).
 pub const LAYER_RESIDUAL: u8 = 2;
 
-const PRECISION_F16: u16 = 1;
-const PRECISION_Q16: u16 = 2;
 const KNOWN_FLAGS: u16 = FLAG_DISTANCE_BN | FLAG_SIGMA | FLAG_EXPORT_SIZE;
 
-/// How the weights are stored.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Precision {
-    /// IEEE 754 binary32, little-endian.
-    F32,
+/// The code of `precision` in the header: `0` f32, `1` f16, `2` q16.
+pub const fn precision_code(precision: Precision) -> u16 {
+    match precision {
+        Precision::F32 => 0,
+        Precision::F16 => 1,
+        Precision::Q16 => 2,
+    }
 }
 
-impl Precision {
-    /// The code stored in the header.
-    pub const fn code(self) -> u16 {
-        match self {
-            Precision::F32 => 0,
-        }
-    }
-
-    /// Bytes per stored value.
-    pub const fn value_bytes(self) -> usize {
-        match self {
-            Precision::F32 => 4,
-        }
-    }
-
-    fn from_code(code: u16) -> Result<Self> {
-        match code {
-            0 => Ok(Precision::F32),
-            PRECISION_F16 => Err(unsupported("f16 weight blobs are not supported yet")),
-            PRECISION_Q16 => Err(unsupported("q16 weight blobs are not supported yet")),
-            _ => Err(unsupported("unknown weight precision code")),
-        }
+fn precision_from_code(code: u16) -> Result<Precision> {
+    match code {
+        0 => Ok(Precision::F32),
+        1 => Ok(Precision::F16),
+        2 => Ok(Precision::Q16),
+        _ => Err(unsupported("unknown weight precision code")),
     }
 }
 
@@ -166,6 +158,7 @@ pub struct ModelBlob<'a> {
     header_len: usize,
     layer_count: usize,
     precision: Precision,
+    activations: usize,
     meta: Meta,
     source: &'a str,
 }
@@ -181,6 +174,7 @@ struct Entry {
     index: usize,
     weight: (usize, usize),
     bias: (usize, usize),
+    scale: (usize, usize),
 }
 
 /// Position while the layer table and the data sections are walked in order.
@@ -260,17 +254,31 @@ pub fn blob_crc(bytes: &[u8]) -> Result<u32> {
     Ok(c.finish())
 }
 
-/// Views little-endian f32 bytes in place.
-fn view_f32(bytes: &[u8]) -> Result<&[f32]> {
-    // SAFETY: every bit pattern is a valid f32, and `align_to` only puts
-    // correctly aligned, whole values in the middle slice; anything left over
-    // is rejected below. The target is little-endian (checked in `parse`), as
-    // the stored values are.
-    let (head, values, tail) = unsafe { bytes.align_to::<f32>() };
+/// The types of stored values, viewed in place.
+///
+/// # Safety
+///
+/// Every bit pattern of the type's size must be a valid value.
+unsafe trait Plain {}
+
+// SAFETY: every bit pattern is a valid f32 (NaNs included).
+unsafe impl Plain for f32 {}
+// SAFETY: `f16` is a transparent `u16`; every bit pattern is a valid binary16.
+unsafe impl Plain for f16 {}
+// SAFETY: every bit pattern is a valid i16.
+unsafe impl Plain for i16 {}
+
+/// Views little-endian values in place.
+fn view<T: Plain>(bytes: &[u8]) -> Result<&[T]> {
+    // SAFETY: every bit pattern is a valid `T` (`Plain`), and `align_to`
+    // only puts correctly aligned, whole values in the middle slice; anything
+    // left over is rejected below. The target is little-endian (checked in
+    // `parse`), as the stored values are.
+    let (head, values, tail) = unsafe { bytes.align_to::<T>() };
     if !head.is_empty() || !tail.is_empty() {
         return Err(err(
             ErrorKind::Misaligned,
-            "f32 section is not 4-byte aligned in memory",
+            "data section is not aligned in memory for its values",
         ));
     }
     Ok(values)
@@ -346,15 +354,15 @@ impl<'a> ModelBlob<'a> {
                 "blob format version is not 1",
             ));
         }
-        let precision = Precision::from_code(u16_at(h, 6)?)?;
-        let bytes = Self::checked_bytes(bytes, h, precision)?;
+        let precision = precision_from_code(u16_at(h, 6)?)?;
+        let bytes = Self::checked_bytes(bytes, h)?;
         let blob = Self::from_header(bytes, h, precision)?;
         blob.network()?;
         Ok(blob)
     }
 
     /// The blob's own bytes after the length, alignment and CRC checks.
-    fn checked_bytes(bytes: &'a [u8], h: &[u8], precision: Precision) -> Result<&'a [u8]> {
+    fn checked_bytes(bytes: &'a [u8], h: &[u8]) -> Result<&'a [u8]> {
         let total = usize32_at(h, 0x0C)?;
         let bytes = bytes.get(..total).ok_or(err(
             ErrorKind::Truncated,
@@ -363,10 +371,10 @@ impl<'a> ModelBlob<'a> {
         if total < HEADER_BYTES {
             return Err(corrupt("recorded total length is shorter than the header"));
         }
-        if bytes.as_ptr() as usize % precision.value_bytes() != 0 {
+        if bytes.as_ptr() as usize % BLOB_ALIGN != 0 {
             return Err(err(
                 ErrorKind::Misaligned,
-                "blob start is not aligned for its precision (place it 16-byte aligned)",
+                "blob start is not 4-byte aligned (place it 16-byte aligned)",
             ));
         }
         if blob_crc(bytes)? != u32_at(h, CRC_OFFSET)? {
@@ -383,8 +391,16 @@ impl<'a> ModelBlob<'a> {
         if meta.n3_blocks > MAX_N3_BLOCKS || stages != add(meta.n3_blocks, 1)? {
             return Err(corrupt("DnCNN stage and N3 block counts disagree"));
         }
-        if u16_at(h, 0x22)? != 0 || u32_at(h, 0x5C)? != 0 {
+        if u16_at(h, 0x22)? != 0 {
             return Err(corrupt("reserved header field is not zero"));
+        }
+        let activations = usize32_at(h, 0x5C)?;
+        match (precision, activations) {
+            (Precision::Q16, 0) => return Err(corrupt("q16 blob without activation scales")),
+            (Precision::F32 | Precision::F16, 1..) => {
+                return Err(corrupt("activation scales in an f32 or f16 blob"))
+            }
+            _ => {}
         }
         let tables = add(
             mul(meta.n3_blocks, BLOCK_ENTRY_BYTES)?,
@@ -405,13 +421,16 @@ impl<'a> ModelBlob<'a> {
             header_len,
             layer_count,
             precision,
+            activations,
             meta,
             source,
         })
     }
 
-    /// The network, its weights viewed in place in the blob. Runs the
-    /// model's validation again (it checks every weight is finite).
+    /// The network, its weights (and, for q16, its weight and activation
+    /// scales) viewed in place in the blob. Runs the model's validation
+    /// again (it checks every weight is finite and, for q16, the
+    /// accumulator bounds and the scales).
     pub fn network(&self) -> Result<Network<'a>> {
         let mut walk = Walk {
             layer: 0,
@@ -437,7 +456,13 @@ impl<'a> ModelBlob<'a> {
         if walk.layer != self.layer_count {
             return Err(corrupt("layer table has layers outside the structure"));
         }
-        let net = Network::new(&dncnn, &n3)?;
+        let net = if self.precision == Precision::Q16 {
+            let count = add(add(self.layer_count, 1)?, self.meta.n3_blocks)?;
+            let scales = self.place(self.activations, count, &mut walk.free)?;
+            Network::with_activation_scales(&dncnn, &n3, scales)?
+        } else {
+            Network::new(&dncnn, &n3)?
+        };
         if net.cin() != self.meta.in_channels || net.cout() != self.meta.out_channels {
             return Err(corrupt("header channels do not match the layer table"));
         }
@@ -467,31 +492,60 @@ impl<'a> ModelBlob<'a> {
         Cnn::new(&layers, residual)
     }
 
+    /// The layer of entry `e`, reading its weight, bias and (q16) scale
+    /// sections in this order.
     fn conv(&self, e: &Entry, free: &mut usize) -> Result<ConvLayer<'a>> {
-        let weights = mul(mul(e.cout, e.cin)?, mul(e.ksize, e.ksize)?)?;
+        let count = mul(mul(e.cout, e.cin)?, mul(e.ksize, e.ksize)?)?;
+        let (weight, bias) = match self.precision {
+            Precision::F32 | Precision::F16 if e.scale != (0, 0) => {
+                return Err(corrupt("scale section in an f32 or f16 blob"));
+            }
+            Precision::F32 => (
+                Weights::F32(self.section(e.weight, count, free)?),
+                self.section(e.bias, e.cout, free)?,
+            ),
+            Precision::F16 => (
+                Weights::F16(self.section(e.weight, count, free)?),
+                self.section(e.bias, e.cout, free)?,
+            ),
+            Precision::Q16 => {
+                let values = self.section(e.weight, count, free)?;
+                let bias = self.section(e.bias, e.cout, free)?;
+                let scales = self.section(e.scale, e.cout, free)?;
+                (Weights::Q16 { values, scales }, bias)
+            }
+        };
         Ok(ConvLayer {
             cin: e.cin,
             cout: e.cout,
             ksize: e.ksize,
             relu: e.relu,
-            weight: Weights::F32(self.section(e.weight, weights, free)?),
-            bias: self.section(e.bias, e.cout, free)?,
+            weight,
+            bias,
         })
     }
 
-    /// The data section `(offset, length)` of `count` values, which must
-    /// start on [`SECTION_ALIGN`] at or after `free` and end inside the blob.
-    fn section(
+    /// The data section `(offset, length)` of `count` values of `T`; see
+    /// [`ModelBlob::place`].
+    fn section<T: Plain>(
         &self,
         (at, len): (usize, usize),
         count: usize,
         free: &mut usize,
-    ) -> Result<&'a [f32]> {
-        if len != mul(count, self.precision.value_bytes())? {
+    ) -> Result<&'a [T]> {
+        if len != mul(count, size_of::<T>())? {
             return Err(corrupt(
                 "data section length does not match the layer shape",
             ));
         }
+        self.place(at, count, free)
+    }
+
+    /// The `count` values of `T` at `at`, which must start on
+    /// [`SECTION_ALIGN`] at or after `free` (the end of the header or of the
+    /// previous section) and end inside the blob; `free` moves to their end.
+    fn place<T: Plain>(&self, at: usize, count: usize, free: &mut usize) -> Result<&'a [T]> {
+        let len = mul(count, size_of::<T>())?;
         if at % SECTION_ALIGN != 0 || at < *free {
             return Err(corrupt(
                 "data section is unaligned, out of order or overlaps the header",
@@ -503,7 +557,7 @@ impl<'a> ModelBlob<'a> {
             .get(at..end)
             .ok_or(corrupt("data section past the end of the blob"))?;
         *free = end;
-        view_f32(bytes)
+        view(bytes)
     }
 
     fn entry(&self, i: usize) -> Result<Entry> {
@@ -519,9 +573,6 @@ impl<'a> ModelBlob<'a> {
         if flags & !(LAYER_RELU | LAYER_RESIDUAL) != 0 {
             return Err(corrupt("unknown layer flags"));
         }
-        if u32_at(b, add(at, 24)?)? != 0 || u32_at(b, add(at, 28)?)? != 0 {
-            return Err(corrupt("quantisation section set in an f32 blob"));
-        }
         Ok(Entry {
             cin: usize16_at(b, at)?,
             cout: usize16_at(b, add(at, 2)?)?,
@@ -532,6 +583,7 @@ impl<'a> ModelBlob<'a> {
             index: usize::from(u8_at(b, add(at, 7)?)?),
             weight: (usize32_at(b, add(at, 8)?)?, usize32_at(b, add(at, 12)?)?),
             bias: (usize32_at(b, add(at, 16)?)?, usize32_at(b, add(at, 20)?)?),
+            scale: (usize32_at(b, add(at, 24)?)?, usize32_at(b, add(at, 28)?)?),
         })
     }
 

@@ -33,8 +33,10 @@ pub enum ErrorKind {
     BadMagic,
     /// A weight blob has a format version this build does not read.
     UnsupportedVersion,
-    /// A weight blob stores its weights in a precision this build does not
-    /// run (f16 and q16 are reserved), or the target cannot view them in place.
+    /// A weight blob's precision code is unknown (0 f32, 1 f16 and 2 q16 are
+    /// read), or the target cannot view its values in place (big-endian);
+    /// or a network's precision does not fit the operation (whole-image
+    /// plans run f32 networks only).
     UnsupportedPrecision,
     /// A weight blob's CRC-32 does not match its bytes.
     Checksum,

@@ -1,18 +1,50 @@
 //! Writing and loading the flash-ready weight blob (`.n3b`, format in
-//! `docs/blob-format.md`). Loading goes through the core's parser, so a blob
-//! the runtime accepts is one the firmware accepts.
+//! `docs/blob-format.md`), in f32, f16 or q16. Loading goes through the
+//! core's parser, so a blob the runtime accepts is one the firmware accepts.
 
 use std::path::Path;
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
+use half::f16;
 use n3net_core::blob::{
     self, ModelBlob, Precision, Role, BLOCK_ENTRY_BYTES, CRC_OFFSET, FLAG_DISTANCE_BN,
     FLAG_EXPORT_SIZE, FLAG_SIGMA, HEADER_BYTES, LAYER_ENTRY_BYTES, LAYER_RELU, LAYER_RESIDUAL,
     MAGIC, SECTION_ALIGN, VERSION,
 };
+use n3net_core::kernels::fixed::quantize_weights;
 use n3net_core::model::{Cnn, ConvLayer, N3Params, Weights};
 
 use crate::model::{ConvSlot, Hyper, Model, N3Slots};
+
+/// The precision a blob is written in ([`write_blob_as`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quant<'a> {
+    /// binary32 weights, as the model holds them.
+    F32,
+    /// binary16 weights (each f32 weight rounded to nearest).
+    F16,
+    /// int16 weights with one scale per output channel
+    /// (`n3net_core::kernels::fixed::quantize_weights`), and the network's
+    /// activation scales, calibrated by the caller.
+    Q16 {
+        /// One finite, positive scale per activation tensor, in the order of
+        /// `n3net_core::Network::with_activation_scales`
+        /// (`Network::activation_count` values; an N³ block's output scale
+        /// equals its input's).
+        activation_scales: &'a [f32],
+    },
+}
+
+impl Quant<'_> {
+    /// The precision of the weights written.
+    pub fn precision(&self) -> Precision {
+        match self {
+            Quant::F32 => Precision::F32,
+            Quant::F16 => Precision::F16,
+            Quant::Q16 { .. } => Precision::Q16,
+        }
+    }
+}
 
 /// One convolution of the layer table, with the CNN it belongs to.
 struct TableLayer<'n> {
@@ -65,11 +97,16 @@ fn table_layers<'n>(net: &'n n3net_core::Network<'n>) -> Vec<TableLayer<'n>> {
 }
 
 /// The fixed header's fields: structure, flags and hyper-parameters.
-fn write_fixed_header(bytes: &mut [u8], model: &Model, layers: usize) -> anyhow::Result<()> {
+fn write_fixed_header(
+    bytes: &mut [u8],
+    model: &Model,
+    precision: Precision,
+    layers: usize,
+) -> anyhow::Result<()> {
     let h = &model.hyper;
     put(bytes, 0, &MAGIC);
     put(bytes, 4, &VERSION.to_le_bytes());
-    put(bytes, 6, &Precision::F32.code().to_le_bytes());
+    put(bytes, 6, &blob::precision_code(precision).to_le_bytes());
     let flags = [
         (h.distance_bn, FLAG_DISTANCE_BN),
         (h.sigma.is_some(), FLAG_SIGMA),
@@ -123,25 +160,57 @@ fn write_block(bytes: &mut [u8], at: usize, p: &N3Params) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Appends `values` as a 16-aligned section; returns (offset, length) as u32 bytes.
-fn push_section(out: &mut Vec<u8>, values: &[f32]) -> anyhow::Result<[u8; 8]> {
+/// Appends `bytes` as a 16-aligned section; returns (offset, length) as u32 bytes.
+fn push_section(out: &mut Vec<u8>, bytes: impl IntoIterator<Item = u8>) -> anyhow::Result<[u8; 8]> {
     out.resize(round_up(out.len()), 0);
     let at = out.len();
-    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    out.extend(bytes);
     let mut field = [0u8; 8];
     field[..4].copy_from_slice(&u32_of(at, "section offset")?);
     field[4..].copy_from_slice(&u32_of(out.len() - at, "section length")?);
     Ok(field)
 }
 
-fn write_layer(out: &mut Vec<u8>, at: usize, t: &TableLayer<'_>) -> anyhow::Result<()> {
+fn f32_bytes(values: &[f32]) -> impl Iterator<Item = u8> + '_ {
+    values.iter().flat_map(|v| v.to_le_bytes())
+}
+
+/// Appends the layer's sections (weight, bias, q16 scale) and fills its
+/// table entry at `at`.
+fn write_layer(
+    out: &mut Vec<u8>,
+    at: usize,
+    t: &TableLayer<'_>,
+    precision: Precision,
+) -> anyhow::Result<()> {
     let l = t.layer;
     let flags = if l.relu { LAYER_RELU } else { 0 } | if t.residual { LAYER_RESIDUAL } else { 0 };
     let Weights::F32(w) = l.weight else {
-        anyhow::bail!("only f32 layers are written to blobs");
+        bail!("internal: blobs are written from f32 layers");
     };
-    let weight = push_section(out, w)?;
-    let bias = push_section(out, l.bias)?;
+    let (weight, bias, scale) = match precision {
+        Precision::F32 => (
+            push_section(out, f32_bytes(w))?,
+            push_section(out, f32_bytes(l.bias))?,
+            [0; 8],
+        ),
+        Precision::F16 => (
+            push_section(out, w.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()))?,
+            push_section(out, f32_bytes(l.bias))?,
+            [0; 8],
+        ),
+        Precision::Q16 => {
+            let mut values = vec![0i16; w.len()];
+            let mut scales = vec![0f32; l.cout];
+            let taps = l.ksize * l.ksize;
+            quantize_weights(w, l.cout, taps, &mut values, &mut scales)?;
+            (
+                push_section(out, values.iter().flat_map(|v| v.to_le_bytes()))?,
+                push_section(out, f32_bytes(l.bias))?,
+                push_section(out, f32_bytes(&scales))?,
+            )
+        }
+    };
     put(out, at, &u16_of(l.cin, "layer input channels")?);
     put(out, at + 2, &u16_of(l.cout, "layer output channels")?);
     put(
@@ -156,40 +225,93 @@ fn write_layer(out: &mut Vec<u8>, at: usize, t: &TableLayer<'_>) -> anyhow::Resu
     );
     put(out, at + 8, &weight);
     put(out, at + 16, &bias);
+    put(out, at + 24, &scale);
     Ok(())
 }
 
-/// The model as an f32 blob (`docs/blob-format.md`).
+/// The model as an f32 blob (`docs/blob-format.md`): [`write_blob_as`]
+/// with [`Quant::F32`].
 pub fn write_blob(model: &Model) -> anyhow::Result<Vec<u8>> {
-    let net = model.network()?;
+    write_blob_as(model, Quant::F32)
+}
+
+/// The model as a blob of the precision `quant` (`docs/blob-format.md`),
+/// from the model's f32 weights (dequantised, for a model loaded from an
+/// f16 or q16 blob). The blob is checked with the core's parser before it
+/// is returned.
+pub fn write_blob_as(model: &Model, quant: Quant<'_>) -> anyhow::Result<Vec<u8>> {
+    let precision = quant.precision();
+    let net = model.f32_network()?;
     let layers = table_layers(&net);
     let blocks_at = HEADER_BYTES;
     let layers_at = blocks_at + BLOCK_ENTRY_BYTES * net.n3().len();
     let source_at = layers_at + LAYER_ENTRY_BYTES * layers.len();
     let header_len = round_up(source_at + model.hyper.source.len());
     let mut out = vec![0u8; header_len];
-    write_fixed_header(&mut out, model, layers.len())?;
+    write_fixed_header(&mut out, model, precision, layers.len())?;
     put(&mut out, 0x08, &u32_of(header_len, "header length")?);
     for (b, block) in net.n3().iter().enumerate() {
         write_block(&mut out, blocks_at + b * BLOCK_ENTRY_BYTES, &block.params)?;
     }
     put(&mut out, source_at, model.hyper.source.as_bytes());
     for (i, t) in layers.iter().enumerate() {
-        write_layer(&mut out, layers_at + i * LAYER_ENTRY_BYTES, t)?;
+        write_layer(&mut out, layers_at + i * LAYER_ENTRY_BYTES, t, precision)?;
+    }
+    if let Quant::Q16 { activation_scales } = quant {
+        if activation_scales.len() != net.activation_count() {
+            bail!(
+                "q16: {} activation scales given, the network has {} activation tensors",
+                activation_scales.len(),
+                net.activation_count()
+            );
+        }
+        let section = push_section(&mut out, f32_bytes(activation_scales))?;
+        put(&mut out, 0x5C, &section[..4]);
     }
     let total = u32_of(out.len(), "blob length")?;
     put(&mut out, 0x0C, &total);
     let crc = blob::blob_crc(&out)?;
     put(&mut out, CRC_OFFSET, &crc.to_le_bytes());
+    ModelBlob::parse(AlignedBlob::new(&out).bytes()).with_context(|| {
+        format!(
+            "the {} blob written from {} does not validate",
+            precision.name(),
+            model.hyper.source
+        )
+    })?;
     Ok(out)
 }
 
-/// `bytes` copied to a 16-byte aligned start, as firmware would place them.
-fn aligned_copy(bytes: &[u8]) -> (Vec<u8>, usize) {
-    let mut store = vec![0u8; bytes.len() + SECTION_ALIGN - 1];
-    let start = store.as_ptr().align_offset(SECTION_ALIGN);
-    store[start..start + bytes.len()].copy_from_slice(bytes);
-    (store, start)
+/// A blob's bytes copied to a 16-byte aligned start, as firmware would place
+/// them (a clone is aligned again).
+#[derive(Debug)]
+pub(crate) struct AlignedBlob {
+    store: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBlob {
+    pub(crate) fn new(bytes: &[u8]) -> Self {
+        let mut store = vec![0u8; bytes.len() + SECTION_ALIGN - 1];
+        let start = store.as_ptr().align_offset(SECTION_ALIGN);
+        store[start..start + bytes.len()].copy_from_slice(bytes);
+        Self {
+            store,
+            start,
+            len: bytes.len(),
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.store[self.start..self.start + self.len]
+    }
+}
+
+impl Clone for AlignedBlob {
+    fn clone(&self) -> Self {
+        Self::new(self.bytes())
+    }
 }
 
 /// The convolution slots of `cnn`, its weights appended to `storage`.
@@ -250,11 +372,23 @@ fn hyper(blob: &ModelBlob<'_>) -> Hyper {
     }
 }
 
-/// Loads a model from the bytes of a blob, through the core's parser (every
-/// check the firmware makes); `name` names the blob in errors.
+/// Loads a model from the bytes of a blob of any precision, through the
+/// core's parser (every check the firmware makes); `name` names the blob in
+/// errors. The model holds the weights as f32 (f16 widened, q16
+/// dequantised, `scale · value`); an f16 or q16 model also keeps the blob,
+/// and its [`Model::network`] runs in the blob's precision.
 pub fn load_blob(bytes: &[u8], name: &str) -> anyhow::Result<Model> {
-    let (store, start) = aligned_copy(bytes);
-    let bytes = &store[start..start + bytes.len()];
+    let aligned = AlignedBlob::new(bytes);
+    let (model, precision) = f32_model(aligned.bytes(), name)?;
+    match precision {
+        Precision::F32 => Ok(model),
+        precision => Ok(model.run_from_blob(precision, aligned)),
+    }
+}
+
+/// The model of the blob `bytes` (16-byte aligned) with its weights as
+/// f32, and the blob's precision.
+fn f32_model(bytes: &[u8], name: &str) -> anyhow::Result<(Model, Precision)> {
     let invalid = |e: n3net_core::Error| {
         anyhow::Error::new(e).context(format!("{name}: not a valid weight blob"))
     };
@@ -273,7 +407,8 @@ pub fn load_blob(bytes: &[u8], name: &str) -> anyhow::Result<Model> {
         .collect();
     let source_parameters = usize::try_from(blob.meta().source_parameters)
         .context("source parameter count does not fit usize")?;
-    Model::new(hyper(&blob), source_parameters, storage, dncnn, n3)
+    let model = Model::new(hyper(&blob), source_parameters, storage, dncnn, n3)?;
+    Ok((model, blob.precision()))
 }
 
 /// Loads the blob file at `path`.

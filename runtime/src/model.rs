@@ -1,7 +1,10 @@
 //! A model held in memory: hyper-parameters and batch-norm-folded weights,
 //! from which the core's borrowed [`Network`] is built.
 
-use n3net_core::model::{Cnn, ConvLayer, N3Block, N3Params, Network, Weights};
+use n3net_core::blob::ModelBlob;
+use n3net_core::model::{Cnn, ConvLayer, N3Block, N3Params, Network, Precision, Weights};
+
+use crate::blob::{load_blob, write_blob_as, AlignedBlob, Quant};
 
 /// Hyper-parameters of an N³Net, as recorded in the model file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -81,6 +84,11 @@ pub struct N3Slots {
 }
 
 /// A model in memory, batch-norm folded, validated.
+///
+/// The weights are held as f32. A model loaded from an f16 or q16 blob
+/// ([`crate::blob::load_blob`]) also keeps the blob and runs in its
+/// precision ([`Model::network`]); its f32 weights are the blob's widened
+/// or dequantised values.
 #[derive(Debug, Clone)]
 pub struct Model {
     /// Hyper-parameters.
@@ -90,6 +98,7 @@ pub struct Model {
     storage: Vec<f32>,
     dncnn: Vec<Vec<ConvSlot>>,
     n3: Vec<N3Slots>,
+    blob: Option<(Precision, AlignedBlob)>,
 }
 
 impl Model {
@@ -107,9 +116,30 @@ impl Model {
             storage,
             dncnn,
             n3,
+            blob: None,
         };
         m.network()?;
         Ok(m)
+    }
+
+    /// The model run from `blob`, a blob of these weights in the 16-bit
+    /// `precision` that the core's parser accepted.
+    pub(crate) fn run_from_blob(mut self, precision: Precision, blob: AlignedBlob) -> Self {
+        self.blob = Some((precision, blob));
+        self
+    }
+
+    /// The same model in the precision `quant`: written as a blob
+    /// ([`write_blob_as`], from this model's f32 weights) and loaded back
+    /// ([`load_blob`]).
+    pub fn with_precision(&self, quant: Quant<'_>) -> anyhow::Result<Model> {
+        load_blob(&write_blob_as(self, quant)?, &self.hyper.source)
+    }
+
+    /// The precision the model runs in: the blob's for a model loaded from
+    /// an f16 or q16 blob, f32 otherwise.
+    pub fn precision(&self) -> Precision {
+        self.blob.as_ref().map_or(Precision::F32, |(p, _)| *p)
     }
 
     fn cnn(&self, slots: &[ConvSlot], residual: bool) -> anyhow::Result<Cnn<'_>> {
@@ -133,8 +163,18 @@ impl Model {
         Ok(Cnn::new(&layers, residual)?)
     }
 
-    /// The core's view of the model (cheap: borrows the weights).
+    /// The core's view of the model, in its [`Model::precision`] (borrows
+    /// the weights; a 16-bit model's blob is parsed and checked again, CRC
+    /// included).
     pub fn network(&self) -> anyhow::Result<Network<'_>> {
+        match &self.blob {
+            Some((_, blob)) => Ok(ModelBlob::parse(blob.bytes())?.network()?),
+            None => self.f32_network(),
+        }
+    }
+
+    /// The core's view of the model's f32 weights, whatever its precision.
+    pub(crate) fn f32_network(&self) -> anyhow::Result<Network<'_>> {
         let dncnn = self
             .dncnn
             .iter()
