@@ -26,7 +26,7 @@ use super::fixed::{self, Mult};
 use super::Isa;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ConvLayer, Weights};
-use crate::n3::aggregate::{aggregate_with, squared_distance, squared_distances};
+use crate::n3::aggregate::{aggregate_with, check_lengths, squared_distance, squared_distances};
 use crate::tensor::Band;
 use crate::workspace::Pod;
 
@@ -168,16 +168,6 @@ fn precision_error() -> Error {
         ErrorKind::UnsupportedPrecision,
         "weights do not match the activation precision",
     )
-}
-
-fn aggregate_check(dim: usize, n: usize, k: usize, weights: usize, out: usize) -> Result<()> {
-    if k.checked_mul(n) != Some(weights) || k.checked_mul(dim) != Some(out) {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "aggregate: weights or output length",
-        ));
-    }
-    Ok(())
 }
 
 fn index_check(len: usize, dim: usize, indices: &[u32], query: usize) -> Result<()> {
@@ -426,7 +416,7 @@ impl Act for f16 {
     ) -> Result<()> {
         index_check(data.len(), dim, indices, dim)?;
         let n = indices.len();
-        aggregate_check(dim, n, k, weights.len(), out.len())?;
+        check_lengths(dim, n, k, weights.len(), out.len())?;
         let row = &mut s.f[..dim];
         out.fill(0.0);
         for (c, &i) in indices.iter().enumerate() {
@@ -574,7 +564,7 @@ impl Act for i16 {
         _: &mut Scratch<'_>,
     ) -> Result<()> {
         index_check(data.len(), dim, indices, dim)?;
-        aggregate_check(dim, indices.len(), k, weights.len(), out.len())?;
+        check_lengths(dim, indices.len(), k, weights.len(), out.len())?;
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Avx2Fma` proves AVX2; the body is safe code.

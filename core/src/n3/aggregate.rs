@@ -18,6 +18,23 @@ fn check_indices(data: &[f32], dim: usize, indices: &[u32]) -> Result<()> {
     Ok(())
 }
 
+/// `k` weight vectors over `n` indices and `k` outputs of `dim` values.
+pub(crate) fn check_lengths(
+    dim: usize,
+    n: usize,
+    k: usize,
+    weights: usize,
+    out: usize,
+) -> Result<()> {
+    if k.checked_mul(n) != Some(weights) || k.checked_mul(dim) != Some(out) {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "aggregate: weights or output length",
+        ));
+    }
+    Ok(())
+}
+
 /// Squared Euclidean distance of 8-lane partial sums (vectorisable).
 #[inline]
 pub fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
@@ -94,13 +111,7 @@ pub fn aggregate_with(
     out: &mut [f32],
 ) -> Result<()> {
     check_indices(data, dim, indices)?;
-    let n = indices.len();
-    if k.checked_mul(n) != Some(weights.len()) || k.checked_mul(dim) != Some(out.len()) {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "aggregate: weights or output length",
-        ));
-    }
+    check_lengths(dim, indices.len(), k, weights.len(), out.len())?;
     match isa {
         Isa::Generic => aggregate_ref(data, dim, indices, weights, out),
         #[cfg(target_arch = "x86_64")]
