@@ -26,7 +26,9 @@ use super::fixed::{self, Mult};
 use super::Isa;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ConvLayer, Weights};
-use crate::n3::aggregate::{aggregate_with, check_lengths, squared_distance, squared_distances};
+use crate::n3::aggregate::{
+    aggregate_with, check_indices, check_lengths, squared_distance, squared_distances,
+};
 use crate::tensor::Band;
 use crate::workspace::Pod;
 
@@ -170,12 +172,13 @@ fn precision_error() -> Error {
     )
 }
 
+/// [`check_indices`], and a query as long as a row.
 fn index_check(len: usize, dim: usize, indices: &[u32], query: usize) -> Result<()> {
-    let rows = len.checked_div(dim).unwrap_or(0);
-    if dim == 0 || query != dim || indices.iter().any(|&i| i as usize >= rows) {
+    check_indices(len, dim, indices)?;
+    if query != dim {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
-            "index outside the data matrix, or query length",
+            "distances: query length",
         ));
     }
     Ok(())
@@ -414,7 +417,7 @@ impl Act for f16 {
         out: &mut [f32],
         s: &mut Scratch<'_>,
     ) -> Result<()> {
-        index_check(data.len(), dim, indices, dim)?;
+        check_indices(data.len(), dim, indices)?;
         let n = indices.len();
         check_lengths(dim, n, k, weights.len(), out.len())?;
         let row = &mut s.f[..dim];
@@ -563,7 +566,7 @@ impl Act for i16 {
         out: &mut [i64],
         _: &mut Scratch<'_>,
     ) -> Result<()> {
-        index_check(data.len(), dim, indices, dim)?;
+        check_indices(data.len(), dim, indices)?;
         check_lengths(dim, indices.len(), k, weights.len(), out.len())?;
         match isa {
             #[cfg(target_arch = "x86_64")]

@@ -7,8 +7,9 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::kernels::Isa;
 
-fn check_indices(data: &[f32], dim: usize, indices: &[u32]) -> Result<()> {
-    let rows = data.len().checked_div(dim).unwrap_or(0);
+/// Every index selects a row of a matrix of `len` values in rows of `dim`.
+pub(crate) fn check_indices(len: usize, dim: usize, indices: &[u32]) -> Result<()> {
+    let rows = len.checked_div(dim).unwrap_or(0);
     if dim == 0 || indices.iter().any(|&i| i as usize >= rows) {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -63,7 +64,7 @@ pub fn squared_distances(
     indices: &[u32],
     out: &mut [f32],
 ) -> Result<()> {
-    check_indices(data, dim, indices)?;
+    check_indices(data.len(), dim, indices)?;
     if query.len() != dim || out.len() != indices.len() {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -110,7 +111,7 @@ pub fn aggregate_with(
     k: usize,
     out: &mut [f32],
 ) -> Result<()> {
-    check_indices(data, dim, indices)?;
+    check_indices(data.len(), dim, indices)?;
     check_lengths(dim, indices.len(), k, weights.len(), out.len())?;
     match isa {
         Isa::Generic => aggregate_ref(data, dim, indices, weights, out),
