@@ -24,9 +24,9 @@ extern const uint32_t tile_pgm_len;
 /* Defined by link.ld: the usable stack is [__stack_limit, __stack_top). */
 extern uint32_t __stack_limit[], __stack_top[];
 
-/* The library's only RAM besides the stack; 64-byte alignment spares the
- * alignment slack the query already includes. */
-static uint8_t workspace[WORKSPACE_BYTES] __attribute__((aligned(64)));
+/* The library's only RAM besides the stack. No alignment is needed: the
+ * query includes the slack for aligning the buffers carved from it. */
+static uint8_t workspace[WORKSPACE_BYTES];
 static uint8_t denoised[TILE_PIXELS];
 
 /* One output line, assembled piecewise because there is no printf. */
@@ -136,7 +136,8 @@ static size_t stack_high_water(void)
 }
 
 /* The two misuses: a blob whose magic is corrupt, and a workspace one byte
- * shorter than the query says. Neither may touch the model or the output. */
+ * shorter than the query says. The API checks every argument before it
+ * writes anything, so the model and the buffers stay usable afterwards. */
 static int check_misuse(const N3netModel *model, const N3netGeometry *geometry,
                         const uint8_t *tile, const N3netNoise *noise, size_t need)
 {
