@@ -21,15 +21,12 @@
 pub mod crc;
 
 use half::f16;
-use heapless::Vec;
 
 pub use crate::model::Precision;
 pub use crc::{crc32, Crc32};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::model::{
-    Cnn, ConvLayer, N3Block, N3Params, Network, Weights, MAX_CNN_DEPTH, MAX_N3_BLOCKS,
-};
+use crate::model::{ConvLayer, N3Params, Network, Weights, MAX_LAYERS, MAX_N3_BLOCKS};
 
 /// First four bytes of every blob.
 pub const MAGIC: [u8; 4] = *b"N3NB";
@@ -391,6 +388,9 @@ impl<'a> ModelBlob<'a> {
         if meta.n3_blocks > MAX_N3_BLOCKS || stages != add(meta.n3_blocks, 1)? {
             return Err(corrupt("DnCNN stage and N3 block counts disagree"));
         }
+        if layer_count > MAX_LAYERS {
+            return Err(corrupt("more layers than MAX_LAYERS"));
+        }
         if u16_at(h, 0x22)? != 0 {
             return Err(corrupt("reserved header field is not zero"));
         }
@@ -431,47 +431,40 @@ impl<'a> ModelBlob<'a> {
     /// scales) viewed in place in the blob. Runs the model's validation
     /// again (it checks every weight is finite and, for q16, the
     /// accumulator bounds and the scales).
+    ///
+    /// The layers go straight into the returned network's table, in the
+    /// blob's order, which is the execution order.
     pub fn network(&self) -> Result<Network<'a>> {
         let mut walk = Walk {
             layer: 0,
             free: self.header_len,
         };
-        let mut dncnn: Vec<Cnn<'a>, { MAX_N3_BLOCKS + 1 }> = Vec::new();
-        let mut n3: Vec<N3Block<'a>, MAX_N3_BLOCKS> = Vec::new();
-        let too_many = || corrupt("more N3 blocks than MAX_N3_BLOCKS");
-        dncnn
-            .push(self.cnn(&mut walk, Role::Dncnn, 0)?)
-            .map_err(|_| too_many())?;
+        let mut net = Network::empty();
+        self.cnn(&mut net, &mut walk, Role::Dncnn, 0)?;
         for b in 0..self.meta.n3_blocks {
-            let block = N3Block {
-                embed: self.cnn(&mut walk, Role::Embed, b)?,
-                temp: self.cnn(&mut walk, Role::Temp, b)?,
-                params: self.block_params(b)?,
-            };
-            n3.push(block).map_err(|_| too_many())?;
-            dncnn
-                .push(self.cnn(&mut walk, Role::Dncnn, add(b, 1)?)?)
-                .map_err(|_| too_many())?;
+            self.cnn(&mut net, &mut walk, Role::Embed, b)?;
+            self.cnn(&mut net, &mut walk, Role::Temp, b)?;
+            net.push_block(self.block_params(b)?)?;
+            self.cnn(&mut net, &mut walk, Role::Dncnn, add(b, 1)?)?;
         }
         if walk.layer != self.layer_count {
             return Err(corrupt("layer table has layers outside the structure"));
         }
-        let net = if self.precision == Precision::Q16 {
+        let scales = if self.precision == Precision::Q16 {
             let count = add(add(self.layer_count, 1)?, self.meta.n3_blocks)?;
-            let scales = self.place(self.activations, count, &mut walk.free)?;
-            Network::with_activation_scales(&dncnn, &n3, scales)?
+            Some(self.place(self.activations, count, &mut walk.free)?)
         } else {
-            Network::new(&dncnn, &n3)?
+            None
         };
+        net.finish(scales)?;
         if net.cin() != self.meta.in_channels || net.cout() != self.meta.out_channels {
             return Err(corrupt("header channels do not match the layer table"));
         }
         Ok(net)
     }
 
-    /// The consecutive layers of `(role, index)`, as a CNN.
-    fn cnn(&self, walk: &mut Walk, role: Role, index: usize) -> Result<Cnn<'a>> {
-        let mut layers: Vec<ConvLayer<'a>, MAX_CNN_DEPTH> = Vec::new();
+    /// Appends the consecutive layers of `(role, index)` to `net` as one CNN.
+    fn cnn(&self, net: &mut Network<'a>, walk: &mut Walk, role: Role, index: usize) -> Result<()> {
         let mut residual = None;
         while walk.layer < self.layer_count {
             let e = self.entry(walk.layer)?;
@@ -482,14 +475,11 @@ impl<'a> ModelBlob<'a> {
                 return Err(corrupt("residual flag differs within one CNN"));
             }
             residual = Some(e.residual);
-            let layer = self.conv(&e, &mut walk.free)?;
-            layers
-                .push(layer)
-                .map_err(|_| corrupt("CNN deeper than MAX_CNN_DEPTH"))?;
+            net.push_layer(self.conv(&e, &mut walk.free)?)?;
             walk.layer += 1;
         }
         let residual = residual.ok_or(corrupt("a CNN of the structure has no layers"))?;
-        Cnn::new(&layers, residual)
+        net.end_cnn(residual)
     }
 
     /// The layer of entry `e`, reading its weight, bias and (q16) scale

@@ -65,10 +65,10 @@ impl<'n, 'w> Plan<'n, 'w> {
         let hidden = net.cnns().map(Cnn::max_hidden).max().unwrap_or(0);
         let bufs = Buffers {
             input: net.cin(),
-            small: net.dncnn().iter().map(Cnn::cout).max().unwrap_or(0),
-            embed: net.n3().iter().map(|b| b.embed.cout()).max().unwrap_or(0),
+            small: net.dncnn().map(Cnn::cout).max().unwrap_or(0),
+            embed: net.n3().map(|b| b.embed.cout()).max().unwrap_or(0),
             hidden,
-            n3_out: net.n3().iter().map(|b| b.cout()).max().unwrap_or(0),
+            n3_out: net.n3().map(|b| b.cout()).max().unwrap_or(0),
         };
         let widest = [bufs.input, bufs.small, bufs.embed, bufs.hidden, bufs.n3_out]
             .into_iter()
@@ -158,7 +158,7 @@ impl<'n, 'w> Plan<'n, 'w> {
     /// Number of steps [`Plan::run_with_progress`] reports: one per CNN (DnCNN
     /// stages, embedding and temperature CNNs) and one per N³ aggregation.
     pub fn steps(&self) -> usize {
-        self.net.dncnn().len() + 3 * self.net.n3().len()
+        self.net.dncnn().len() + 3 * self.net.n3_blocks()
     }
 
     /// [`Plan::run`], calling `progress(done, total)` after each step.
@@ -215,7 +215,7 @@ impl<'n, 'w> Plan<'n, 'w> {
         }
 
         let stages = net.dncnn().len();
-        for (i, cnn) in net.dncnn().iter().enumerate() {
+        for (i, cnn) in net.dncnn().enumerate() {
             let src: &[f32] = if i == 0 { x_in } else { n3_out };
             self.run_cnn(cnn, src, small, ha, hb)?;
             let mut done = 4 * i + 1;
@@ -223,11 +223,11 @@ impl<'n, 'w> Plan<'n, 'w> {
             if i + 1 == stages {
                 break;
             }
-            let block = &net.n3()[i];
-            self.run_cnn(&block.embed, small, embed, ha, hb)?;
+            let block = net.n3_block(i);
+            self.run_cnn(block.embed, small, embed, ha, hb)?;
             done += 1;
             progress(done, self.steps());
-            self.run_cnn(&block.temp, small, temp, ha, hb)?;
+            self.run_cnn(block.temp, small, temp, ha, hb)?;
             done += 1;
             progress(done, self.steps());
             let d = N3Dims::new(
@@ -270,7 +270,7 @@ impl<'n, 'w> Plan<'n, 'w> {
     /// adds the residual.
     fn run_cnn(
         &self,
-        cnn: &Cnn<'_>,
+        cnn: Cnn<'_, '_>,
         src: &[f32],
         dst: &mut [f32],
         a: &mut [f32],
@@ -327,7 +327,8 @@ mod tests {
             weight: Weights::F32(&w),
             bias: &b,
         };
-        let cnn = Cnn::new(&[layer], true).unwrap();
+        let layers = [layer];
+        let cnn = Cnn::new(&layers, true).unwrap();
         let net = Network::new(&[cnn], &[]).unwrap();
         let (h, wd) = (4, 5);
         let plan = Plan::new(&net, h, wd, Isa::Generic).unwrap();
@@ -355,11 +356,10 @@ mod tests {
             weight: Weights::F32(&w),
             bias: &b,
         };
-        let cnn = Cnn::new(&[one], true).unwrap();
+        let layers = [one];
+        let cnn = Cnn::new(&layers, true).unwrap();
         assert_eq!(
-            Network::new(&[cnn.clone(), cnn.clone()], &[])
-                .unwrap_err()
-                .kind(),
+            Network::new(&[cnn, cnn], &[]).unwrap_err().kind(),
             ErrorKind::InvalidModel
         );
         let bad = ConvLayer { ksize: 2, ..one };

@@ -11,10 +11,17 @@ use heapless::Vec;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// Most convolutions in one CNN stage.
-pub const MAX_CNN_DEPTH: usize = 32;
+/// Most convolutions in a network, all its CNNs together. The published
+/// N³Net has 30 (three DnCNN stages of depth 6, two blocks with embedding
+/// and temperature CNNs of depth 3); 128 also holds [`MAX_N3_BLOCKS`]
+/// blocks between DnCNN stages of depth 17 (the original DnCNN's). Each
+/// slot costs one [`ConvLayer`] in every [`Network`].
+pub const MAX_LAYERS: usize = 128;
 /// Most N³ blocks in a network (it then has one more DnCNN stage).
 pub const MAX_N3_BLOCKS: usize = 4;
+/// Most CNNs in a network: the DnCNN stages, and an embedding and a
+/// temperature CNN per N³ block.
+const MAX_CNNS: usize = 3 * MAX_N3_BLOCKS + 1;
 /// Largest supported convolution kernel side.
 pub const MAX_KERNEL: usize = 7;
 
@@ -195,22 +202,25 @@ impl ConvLayer<'_> {
 }
 
 /// A chain of convolutions; a DnCNN stage adds a residual.
-#[derive(Debug, Clone)]
-pub struct Cnn<'a> {
-    layers: Vec<ConvLayer<'a>, MAX_CNN_DEPTH>,
+///
+/// A `Cnn` is a view: it borrows its layers (`'n`), which borrow their
+/// weights (`'a`), and is cheap to copy. A [`Network`] copies the layers of
+/// the CNNs it is built from into its own table and hands out views of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Cnn<'n, 'a> {
+    layers: &'n [ConvLayer<'a>],
     residual: bool,
 }
 
-impl<'a> Cnn<'a> {
-    /// A CNN of `layers`. With `residual`, the first `min(cin, cout)` output
-    /// channels get the input's channels added (the DnCNN stages of N³Net).
-    pub fn new(layers: &[ConvLayer<'a>], residual: bool) -> Result<Self> {
-        let layers =
-            Vec::from_slice(layers).map_err(|_| invalid("CNN deeper than MAX_CNN_DEPTH"))?;
+impl<'n, 'a> Cnn<'n, 'a> {
+    /// A CNN of `layers`, each validated. With `residual`, the first
+    /// `min(cin, cout)` output channels get the input's channels added (the
+    /// DnCNN stages of N³Net).
+    pub fn new(layers: &'n [ConvLayer<'a>], residual: bool) -> Result<Self> {
         if layers.is_empty() {
             return Err(invalid("CNN without layers"));
         }
-        for l in &layers {
+        for l in layers {
             l.validate()?;
         }
         if layers.windows(2).any(|p| p[0].cout != p[1].cin) {
@@ -220,27 +230,27 @@ impl<'a> Cnn<'a> {
     }
 
     /// The layers, in order.
-    pub fn layers(&self) -> &[ConvLayer<'a>] {
-        &self.layers
+    pub fn layers(self) -> &'n [ConvLayer<'a>] {
+        self.layers
     }
 
     /// Whether the input is added to the first `min(cin, cout)` output channels.
-    pub fn residual(&self) -> bool {
+    pub fn residual(self) -> bool {
         self.residual
     }
 
     /// Input channels.
-    pub fn cin(&self) -> usize {
+    pub fn cin(self) -> usize {
         self.layers[0].cin
     }
 
     /// Output channels.
-    pub fn cout(&self) -> usize {
+    pub fn cout(self) -> usize {
         self.layers[self.layers.len() - 1].cout
     }
 
     /// Widest intermediate output (0 for a single layer).
-    pub fn max_hidden(&self) -> usize {
+    pub fn max_hidden(self) -> usize {
         let n = self.layers.len();
         self.layers[..n - 1]
             .iter()
@@ -250,17 +260,17 @@ impl<'a> Cnn<'a> {
     }
 
     /// Largest `ksize / 2`.
-    pub fn max_pad(&self) -> usize {
+    pub fn max_pad(self) -> usize {
         self.layers.iter().map(|l| l.ksize / 2).max().unwrap_or(0)
     }
 
     /// Multiply-adds per pixel.
-    pub fn macs_per_pixel(&self) -> u64 {
+    pub fn macs_per_pixel(self) -> u64 {
         self.layers.iter().map(ConvLayer::macs_per_pixel).sum()
     }
 
     /// Number of weights and biases (after batch-norm folding).
-    pub fn parameters(&self) -> usize {
+    pub fn parameters(self) -> usize {
         self.layers
             .iter()
             .map(|l| l.weight.len() + l.bias.len())
@@ -315,17 +325,19 @@ impl N3Params {
 }
 
 /// An N³ block: embedding CNN, temperature CNN, and the non-local aggregation.
-#[derive(Debug, Clone)]
-pub struct N3Block<'a> {
+///
+/// Like [`Cnn`], a view of layers borrowed for `'n`.
+#[derive(Debug, Clone, Copy)]
+pub struct N3Block<'n, 'a> {
     /// Embedding CNN: `channels → embedding channels`.
-    pub embed: Cnn<'a>,
+    pub embed: Cnn<'n, 'a>,
     /// Temperature CNN: `channels → 1`.
-    pub temp: Cnn<'a>,
+    pub temp: Cnn<'n, 'a>,
     /// Patch, window and relaxation parameters.
     pub params: N3Params,
 }
 
-impl N3Block<'_> {
+impl N3Block<'_, '_> {
     fn validate(&self) -> Result<()> {
         self.params.validate()?;
         if self.embed.residual() || self.temp.residual() {
@@ -364,59 +376,43 @@ impl N3Block<'_> {
     }
 }
 
-/// A whole N³Net: `dncnn.len() == n3.len() + 1` stages, alternating.
+/// Where one CNN's layers end in [`Network`]'s table (it starts where the
+/// previous one ends), and whether it adds a residual.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    end: usize,
+    residual: bool,
+}
+
+/// A whole N³Net: `n3_blocks() + 1` DnCNN stages and `n3_blocks()` N³
+/// blocks, alternating.
+///
+/// Every convolution of every CNN sits in one table of at most
+/// [`MAX_LAYERS`], in execution order; [`Cnn`] and [`N3Block`] are views of
+/// it. The description is thus a few kilobytes whatever the split of the
+/// layers between the CNNs, and it is built where it lives rather than
+/// copied from per-CNN tables, which matters on a microcontroller's stack.
 ///
 /// Every layer stores its weights in one [`Precision`]. A q16 network also
 /// carries its activation scales ([`Network::with_activation_scales`]).
 #[derive(Debug, Clone)]
 pub struct Network<'a> {
-    dncnn: Vec<Cnn<'a>, { MAX_N3_BLOCKS + 1 }>,
-    n3: Vec<N3Block<'a>, MAX_N3_BLOCKS>,
+    layers: Vec<ConvLayer<'a>, MAX_LAYERS>,
+    /// DnCNN stage 0, then per block its embedding CNN, its temperature CNN
+    /// and the next DnCNN stage: CNN `3·i` is DnCNN stage `i`.
+    cnns: Vec<Span, MAX_CNNS>,
+    params: Vec<N3Params, MAX_N3_BLOCKS>,
     precision: Precision,
     scales: &'a [f32],
 }
 
 impl<'a> Network<'a> {
-    /// Validates the chain `dncnn[0] → n3[0] → dncnn[1] → …` once. For an
-    /// f32 or f16 network; a q16 one needs
-    /// [`Network::with_activation_scales`].
-    pub fn new(dncnn: &[Cnn<'a>], n3: &[N3Block<'a>]) -> Result<Self> {
-        let net = Self::new_unscaled(dncnn, n3)?;
-        if net.precision == Precision::Q16 {
-            return Err(invalid(
-                "a q16 network needs activation scales (Network::with_activation_scales)",
-            ));
-        }
-        Ok(net)
-    }
-
-    fn new_unscaled(dncnn: &[Cnn<'a>], n3: &[N3Block<'a>]) -> Result<Self> {
-        let dncnn = Vec::from_slice(dncnn)
-            .map_err(|_| invalid("more than MAX_N3_BLOCKS + 1 DnCNN stages"))?;
-        let n3 = Vec::from_slice(n3).map_err(|_| invalid("more than MAX_N3_BLOCKS N3 blocks"))?;
-        if dncnn.len() != n3.len() + 1 {
-            return Err(invalid(
-                "a network needs one more DnCNN stage than N3 blocks",
-            ));
-        }
-        for b in &n3 {
-            b.validate()?;
-        }
-        for (i, b) in n3.iter().enumerate() {
-            if dncnn[i].cout() != b.cin() || b.cout() != dncnn[i + 1].cin() {
-                return Err(invalid("stage channels do not chain"));
-            }
-        }
-        let precision = dncnn[0].layers()[0].weight.precision();
-        let net = Self {
-            dncnn,
-            n3,
-            precision,
-            scales: &[],
-        };
-        if net.layers().any(|l| l.weight.precision() != precision) {
-            return Err(invalid("layers mix weight precisions"));
-        }
+    /// Validates the chain `dncnn[0] → n3[0] → dncnn[1] → …` once and copies
+    /// the layers into the network. For an f32 or f16 network; a q16 one
+    /// needs [`Network::with_activation_scales`].
+    pub fn new(dncnn: &[Cnn<'_, 'a>], n3: &[N3Block<'_, 'a>]) -> Result<Self> {
+        let mut net = Self::from_cnns(dncnn, n3)?;
+        net.finish(None)?;
         Ok(net)
     }
 
@@ -429,28 +425,140 @@ impl<'a> Network<'a> {
     /// ([`Network::activation_count`] values). An N³ block's output has the
     /// scale of its input. Scales must be finite and positive.
     pub fn with_activation_scales(
-        dncnn: &[Cnn<'a>],
-        n3: &[N3Block<'a>],
+        dncnn: &[Cnn<'_, 'a>],
+        n3: &[N3Block<'_, 'a>],
         scales: &'a [f32],
     ) -> Result<Self> {
-        let mut net = Self::new_unscaled(dncnn, n3)?;
-        if net.precision != Precision::Q16 {
-            return Err(invalid("activation scales belong to q16 networks only"));
+        let mut net = Self::from_cnns(dncnn, n3)?;
+        net.finish(Some(scales))?;
+        Ok(net)
+    }
+
+    /// The layers of `dncnn` and `n3` in execution order, not yet checked
+    /// as a whole ([`Network::finish`]).
+    fn from_cnns(dncnn: &[Cnn<'_, 'a>], n3: &[N3Block<'_, 'a>]) -> Result<Self> {
+        if dncnn.len() != n3.len() + 1 {
+            return Err(invalid(
+                "a network needs one more DnCNN stage than N3 blocks",
+            ));
         }
-        if scales.len() != net.activation_count()
+        let mut net = Self::empty();
+        net.push_cnn(dncnn[0])?;
+        for (b, next) in n3.iter().zip(&dncnn[1..]) {
+            net.push_cnn(b.embed)?;
+            net.push_cnn(b.temp)?;
+            net.push_block(b.params)?;
+            net.push_cnn(*next)?;
+        }
+        Ok(net)
+    }
+
+    /// A network without layers, to be filled in place: the layers of each
+    /// CNN in execution order ([`Network::push_layer`], then
+    /// [`Network::end_cnn`]), each block's parameters
+    /// ([`Network::push_block`]) anywhere before [`Network::finish`].
+    pub(crate) const fn empty() -> Self {
+        Self {
+            layers: Vec::new(),
+            cnns: Vec::new(),
+            params: Vec::new(),
+            precision: Precision::F32,
+            scales: &[],
+        }
+    }
+
+    /// Appends a layer to the CNN being built; it is validated with that
+    /// CNN ([`Network::end_cnn`]).
+    pub(crate) fn push_layer(&mut self, layer: ConvLayer<'a>) -> Result<()> {
+        self.layers
+            .push(layer)
+            .map_err(|_| invalid("more than MAX_LAYERS convolutions"))
+    }
+
+    /// Ends the CNN made of the layers pushed since the previous one ended,
+    /// validating them like [`Cnn::new`].
+    pub(crate) fn end_cnn(&mut self, residual: bool) -> Result<()> {
+        let start = self.cnns.last().map_or(0, |c| c.end);
+        Cnn::new(&self.layers[start..], residual)?;
+        self.close_cnn(residual)
+    }
+
+    /// Appends the layers of `cnn`, validated when it was made, as one CNN.
+    fn push_cnn(&mut self, cnn: Cnn<'_, 'a>) -> Result<()> {
+        self.layers
+            .extend_from_slice(cnn.layers())
+            .map_err(|_| invalid("more than MAX_LAYERS convolutions"))?;
+        self.close_cnn(cnn.residual())
+    }
+
+    fn close_cnn(&mut self, residual: bool) -> Result<()> {
+        let end = self.layers.len();
+        self.cnns
+            .push(Span { end, residual })
+            .map_err(|_| invalid("more than MAX_N3_BLOCKS N3 blocks"))
+    }
+
+    /// Appends the parameters of the next N³ block.
+    pub(crate) fn push_block(&mut self, params: N3Params) -> Result<()> {
+        self.params
+            .push(params)
+            .map_err(|_| invalid("more than MAX_N3_BLOCKS N3 blocks"))
+    }
+
+    /// Checks the network as a whole once its CNNs are in place: the
+    /// stages and blocks alternate and their channels chain, every layer
+    /// has the same precision, and a q16 network (only) has its activation
+    /// scales (see [`Network::with_activation_scales`]).
+    pub(crate) fn finish(&mut self, scales: Option<&'a [f32]>) -> Result<()> {
+        if self.cnns.len() != 3 * self.params.len() + 1 {
+            return Err(invalid(
+                "a network needs one more DnCNN stage than N3 blocks",
+            ));
+        }
+        for b in self.n3() {
+            b.validate()?;
+        }
+        for (i, b) in self.n3().enumerate() {
+            if self.dncnn_stage(i).cout() != b.cin() || b.cout() != self.dncnn_stage(i + 1).cin() {
+                return Err(invalid("stage channels do not chain"));
+            }
+        }
+        let precision = self.layers[0].weight.precision();
+        if self
+            .layers
+            .iter()
+            .any(|l| l.weight.precision() != precision)
+        {
+            return Err(invalid("layers mix weight precisions"));
+        }
+        self.precision = precision;
+        match (precision, scales) {
+            (Precision::Q16, None) => Err(invalid(
+                "a q16 network needs activation scales (Network::with_activation_scales)",
+            )),
+            (Precision::F32 | Precision::F16, Some(_)) => {
+                Err(invalid("activation scales belong to q16 networks only"))
+            }
+            (_, None) => Ok(()),
+            (_, Some(scales)) => self.set_activation_scales(scales),
+        }
+    }
+
+    fn set_activation_scales(&mut self, scales: &'a [f32]) -> Result<()> {
+        if scales.len() != self.activation_count()
             || !scales.iter().all(|s| s.is_finite() && *s > 0.0)
         {
             return Err(invalid(
                 "q16 activation scales: one finite positive scale per activation tensor",
             ));
         }
-        net.scales = scales;
-        if net.n3_activations().any(|(i, o)| scales[i] != scales[o]) {
+        if self.n3_activations().any(|(i, o)| scales[i] != scales[o]) {
             return Err(invalid(
                 "q16: an N3 block's output scale must equal its input scale",
             ));
         }
-        Ok(net)
+        self.scales = scales;
+        Ok(())
     }
 
     /// For every N³ block, the indices of its input and output tensors in
@@ -458,7 +566,7 @@ impl<'a> Network<'a> {
     /// both the same scale).
     pub fn n3_activations(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let mut at = 0;
-        self.dncnn.iter().zip(&self.n3).map(move |(d, b)| {
+        self.dncnn().zip(self.n3()).map(move |(d, b)| {
             at += d.layers().len();
             let input = at;
             at += b.embed.layers().len() + b.temp.layers().len() + 1;
@@ -479,56 +587,77 @@ impl<'a> Network<'a> {
 
     /// Activation tensors: the input, one per convolution, one per N³ block.
     pub fn activation_count(&self) -> usize {
-        1 + self.layers().count() + self.n3.len()
+        1 + self.layers.len() + self.params.len()
     }
 
     /// Every convolution, in execution order (DnCNN stage 0, then per block
     /// its embedding and temperature CNNs and the next DnCNN stage).
-    pub fn layers(&self) -> impl Iterator<Item = &ConvLayer<'a>> {
-        let rest = self
-            .n3
-            .iter()
-            .zip(&self.dncnn[1..])
-            .flat_map(|(b, d)| [&b.embed, &b.temp, d]);
-        core::iter::once(&self.dncnn[0])
-            .chain(rest)
-            .flat_map(|c| c.layers().iter())
+    pub fn layers(&self) -> &[ConvLayer<'a>] {
+        &self.layers
     }
 
-    /// The DnCNN stages.
-    pub fn dncnn(&self) -> &[Cnn<'a>] {
-        &self.dncnn
+    /// CNN `j` of the execution order.
+    fn cnn(&self, j: usize) -> Cnn<'_, 'a> {
+        let start = if j == 0 { 0 } else { self.cnns[j - 1].end };
+        let Span { end, residual } = self.cnns[j];
+        Cnn {
+            layers: &self.layers[start..end],
+            residual,
+        }
     }
 
-    /// The N³ blocks.
-    pub fn n3(&self) -> &[N3Block<'a>] {
-        &self.n3
+    /// Every CNN of the network, in execution order.
+    pub fn cnns(&self) -> impl ExactSizeIterator<Item = Cnn<'_, 'a>> {
+        (0..self.cnns.len()).map(|j| self.cnn(j))
+    }
+
+    /// Number of N³ blocks (the network has one more DnCNN stage).
+    pub fn n3_blocks(&self) -> usize {
+        self.params.len()
+    }
+
+    /// DnCNN stage `i`; panics unless `i ≤ n3_blocks()`.
+    pub fn dncnn_stage(&self, i: usize) -> Cnn<'_, 'a> {
+        self.cnn(3 * i)
+    }
+
+    /// N³ block `b`; panics unless `b < n3_blocks()`.
+    pub fn n3_block(&self, b: usize) -> N3Block<'_, 'a> {
+        N3Block {
+            embed: self.cnn(3 * b + 1),
+            temp: self.cnn(3 * b + 2),
+            params: self.params[b],
+        }
+    }
+
+    /// The DnCNN stages, in order.
+    pub fn dncnn(&self) -> impl ExactSizeIterator<Item = Cnn<'_, 'a>> {
+        (0..self.params.len() + 1).map(|i| self.dncnn_stage(i))
+    }
+
+    /// The N³ blocks, in order.
+    pub fn n3(&self) -> impl ExactSizeIterator<Item = N3Block<'_, 'a>> {
+        (0..self.params.len()).map(|b| self.n3_block(b))
     }
 
     /// Channels of the input image (e.g. 1, or 2 with a noise-level map).
     pub fn cin(&self) -> usize {
-        self.dncnn[0].cin()
+        self.layers[0].cin
     }
 
     /// Channels of the output image.
     pub fn cout(&self) -> usize {
-        self.dncnn[self.dncnn.len() - 1].cout()
-    }
-
-    /// Every CNN of the network, in execution order.
-    pub fn cnns(&self) -> impl Iterator<Item = &Cnn<'a>> {
-        let n3 = self.n3.iter().flat_map(|b| [&b.embed, &b.temp]);
-        self.dncnn.iter().chain(n3)
+        self.layers[self.layers.len() - 1].cout
     }
 
     /// Multiply-adds per output pixel.
     pub fn macs_per_pixel(&self) -> u64 {
-        let d: u64 = self.dncnn.iter().map(Cnn::macs_per_pixel).sum();
-        d + self.n3.iter().map(N3Block::macs_per_pixel).sum::<u64>()
+        let d: u64 = self.dncnn().map(Cnn::macs_per_pixel).sum();
+        d + self.n3().map(|b| b.macs_per_pixel()).sum::<u64>()
     }
 
     /// Weights and biases after batch-norm folding.
     pub fn parameters(&self) -> usize {
-        self.cnns().map(Cnn::parameters).sum::<usize>() + 2 * self.n3.len()
+        self.cnns().map(Cnn::parameters).sum::<usize>() + 2 * self.params.len()
     }
 }

@@ -179,7 +179,7 @@ fn a_valid_blob_runs_in_place() {
     assert_eq!(blob.len(), b.len());
     assert_eq!(blob.meta().n3_blocks, 0);
     let net = blob.network().unwrap();
-    let w = net.dncnn()[0].layers()[0].weight;
+    let w = net.dncnn_stage(0).layers()[0].weight;
     let range = bytes.as_ptr_range();
     assert!(range.contains(&w.as_ptr()), "weights are viewed in place");
     let plan = Plan::new(&net, 8, 8, Isa::Generic).unwrap();

@@ -79,7 +79,7 @@ fn put(bytes: &mut [u8], at: usize, value: &[u8]) {
 /// Every convolution in the blob's order: DnCNN stage 0, then per block its
 /// embedding CNN, its temperature CNN and the next DnCNN stage.
 fn table_layers<'n>(net: &'n n3net_core::Network<'n>) -> Vec<TableLayer<'n>> {
-    let of = |cnn: &'n Cnn<'n>, role, index| {
+    let of = |cnn: Cnn<'n, 'n>, role, index| {
         cnn.layers().iter().map(move |layer| TableLayer {
             role,
             index,
@@ -87,11 +87,11 @@ fn table_layers<'n>(net: &'n n3net_core::Network<'n>) -> Vec<TableLayer<'n>> {
             layer,
         })
     };
-    let mut out: Vec<TableLayer<'n>> = of(&net.dncnn()[0], Role::Dncnn, 0).collect();
-    for (b, block) in net.n3().iter().enumerate() {
-        out.extend(of(&block.embed, Role::Embed, b));
-        out.extend(of(&block.temp, Role::Temp, b));
-        out.extend(of(&net.dncnn()[b + 1], Role::Dncnn, b + 1));
+    let mut out: Vec<TableLayer<'n>> = of(net.dncnn_stage(0), Role::Dncnn, 0).collect();
+    for (b, block) in net.n3().enumerate() {
+        out.extend(of(block.embed, Role::Embed, b));
+        out.extend(of(block.temp, Role::Temp, b));
+        out.extend(of(net.dncnn_stage(b + 1), Role::Dncnn, b + 1));
     }
     out
 }
@@ -244,13 +244,13 @@ pub fn write_blob_as(model: &Model, quant: Quant<'_>) -> anyhow::Result<Vec<u8>>
     let net = model.f32_network()?;
     let layers = table_layers(&net);
     let blocks_at = HEADER_BYTES;
-    let layers_at = blocks_at + BLOCK_ENTRY_BYTES * net.n3().len();
+    let layers_at = blocks_at + BLOCK_ENTRY_BYTES * net.n3_blocks();
     let source_at = layers_at + LAYER_ENTRY_BYTES * layers.len();
     let header_len = round_up(source_at + model.hyper.source.len());
     let mut out = vec![0u8; header_len];
     write_fixed_header(&mut out, model, precision, layers.len())?;
     put(&mut out, 0x08, &u32_of(header_len, "header length")?);
-    for (b, block) in net.n3().iter().enumerate() {
+    for (b, block) in net.n3().enumerate() {
         write_block(&mut out, blocks_at + b * BLOCK_ENTRY_BYTES, &block.params)?;
     }
     put(&mut out, source_at, model.hyper.source.as_bytes());
@@ -315,7 +315,7 @@ impl Clone for AlignedBlob {
 }
 
 /// The convolution slots of `cnn`, its weights appended to `storage`.
-fn slots(cnn: &Cnn<'_>, storage: &mut Vec<f32>) -> Vec<ConvSlot> {
+fn slots(cnn: Cnn<'_, '_>, storage: &mut Vec<f32>) -> Vec<ConvSlot> {
     cnn.layers()
         .iter()
         .map(|l| {
@@ -395,13 +395,12 @@ fn f32_model(bytes: &[u8], name: &str) -> anyhow::Result<(Model, Precision)> {
     let blob = ModelBlob::parse(bytes).map_err(invalid)?;
     let net = blob.network().map_err(invalid)?;
     let mut storage = Vec::new();
-    let dncnn = net.dncnn().iter().map(|c| slots(c, &mut storage)).collect();
+    let dncnn = net.dncnn().map(|c| slots(c, &mut storage)).collect();
     let n3 = net
         .n3()
-        .iter()
         .map(|b| N3Slots {
-            embed: slots(&b.embed, &mut storage),
-            temp: slots(&b.temp, &mut storage),
+            embed: slots(b.embed, &mut storage),
+            temp: slots(b.temp, &mut storage),
             params: b.params,
         })
         .collect();

@@ -142,25 +142,27 @@ impl Model {
         self.blob.as_ref().map_or(Precision::F32, |(p, _)| *p)
     }
 
-    fn cnn(&self, slots: &[ConvSlot], residual: bool) -> anyhow::Result<Cnn<'_>> {
-        let mut layers = Vec::with_capacity(slots.len());
-        for s in slots {
-            let wlen = s.cout * s.cin * s.ksize * s.ksize;
-            let weight = self.storage.get(s.weight..s.weight + wlen);
-            let bias = self.storage.get(s.bias..s.bias + s.cout);
-            let (Some(weight), Some(bias)) = (weight, bias) else {
-                anyhow::bail!("internal: convolution slot outside the weight storage");
-            };
-            layers.push(ConvLayer {
-                cin: s.cin,
-                cout: s.cout,
-                ksize: s.ksize,
-                relu: s.relu,
-                weight: Weights::F32(weight),
-                bias,
-            });
-        }
-        Ok(Cnn::new(&layers, residual)?)
+    /// The layers of `slots`, viewing this model's f32 weights.
+    fn layers(&self, slots: &[ConvSlot]) -> anyhow::Result<Vec<ConvLayer<'_>>> {
+        slots
+            .iter()
+            .map(|s| {
+                let wlen = s.cout * s.cin * s.ksize * s.ksize;
+                let weight = self.storage.get(s.weight..s.weight + wlen);
+                let bias = self.storage.get(s.bias..s.bias + s.cout);
+                let (Some(weight), Some(bias)) = (weight, bias) else {
+                    anyhow::bail!("internal: convolution slot outside the weight storage");
+                };
+                Ok(ConvLayer {
+                    cin: s.cin,
+                    cout: s.cout,
+                    ksize: s.ksize,
+                    relu: s.relu,
+                    weight: Weights::F32(weight),
+                    bias,
+                })
+            })
+            .collect()
     }
 
     /// The core's view of the model, in its [`Model::precision`] (borrows
@@ -175,22 +177,31 @@ impl Model {
 
     /// The core's view of the model's f32 weights, whatever its precision.
     pub(crate) fn f32_network(&self) -> anyhow::Result<Network<'_>> {
-        let dncnn = self
+        let dncnn_layers = self
             .dncnn
             .iter()
-            .map(|d| self.cnn(d, true))
+            .map(|d| self.layers(d))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let n3 = self
+        let n3_layers = self
             .n3
             .iter()
-            .map(|b| {
+            .map(|b| Ok((self.layers(&b.embed)?, self.layers(&b.temp)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let dncnn = dncnn_layers
+            .iter()
+            .map(|l| Cnn::new(l, true))
+            .collect::<Result<Vec<_>, _>>()?;
+        let n3 = n3_layers
+            .iter()
+            .zip(&self.n3)
+            .map(|((embed, temp), b)| {
                 Ok(N3Block {
-                    embed: self.cnn(&b.embed, false)?,
-                    temp: self.cnn(&b.temp, false)?,
+                    embed: Cnn::new(embed, false)?,
+                    temp: Cnn::new(temp, false)?,
                     params: b.params,
                 })
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, n3net_core::Error>>()?;
         Ok(Network::new(&dncnn, &n3)?)
     }
 }

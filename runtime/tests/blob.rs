@@ -89,7 +89,7 @@ fn weights_are_viewed_in_place_and_misalignment_is_rejected() {
     let placed = Placed::new(&bytes, 0);
     let blob = ModelBlob::parse(placed.bytes()).unwrap();
     let net = blob.network().unwrap();
-    let w = net.dncnn()[0].layers()[0].weight.as_ptr();
+    let w = net.dncnn_stage(0).layers()[0].weight.as_ptr();
     assert!(placed.bytes().as_ptr_range().contains(&w));
     for shift in [1, 2, 3, 5] {
         let odd = Placed::new(&bytes, shift);
@@ -464,7 +464,7 @@ fn f16_and_q16_blobs_round_trip() {
         let as_f32 = load_blob(&write_blob(&back).unwrap(), "f32").unwrap();
         assert_eq!(as_f32.precision(), Precision::F32);
         let plain = as_f32.network().unwrap();
-        let layers = source.layers().zip(net.layers()).zip(plain.layers());
+        let layers = source.layers().iter().zip(net.layers()).zip(plain.layers());
         for ((want, got), f) in layers {
             let taps = want.ksize * want.ksize;
             assert_stored(quant, &want.weight, &got.weight, want.cout, taps);

@@ -156,15 +156,15 @@ fn too_deep() -> Error {
     )
 }
 
-fn sum_pad(cnn: &Cnn<'_>) -> usize {
+fn sum_pad(cnn: Cnn<'_, '_>) -> usize {
     cnn.layers().iter().map(|l| l.ksize / 2).sum()
 }
 
-fn cnn_of<'n, 'w>(net: &'n Network<'w>, w: Which) -> &'n Cnn<'w> {
+fn cnn_of<'n, 'w>(net: &'n Network<'w>, w: Which) -> Cnn<'n, 'w> {
     match w {
-        Which::Dncnn(i) => &net.dncnn()[i],
-        Which::Embed(i) => &net.n3()[i].embed,
-        Which::Temp(i) => &net.n3()[i].temp,
+        Which::Dncnn(i) => net.dncnn_stage(i),
+        Which::Embed(i) => net.n3_block(i).embed,
+        Which::Temp(i) => net.n3_block(i).temp,
     }
 }
 
@@ -208,21 +208,21 @@ impl Shape {
         // Between two convolutions: the consumer's 2·k/2 + 1 rows plus the
         // new row, or plus the last row and the bottom zero rows.
         let hidden = 3 * pg + 1;
-        let nb = net.n3().len();
+        let nb = net.n3_blocks();
         // The network input: the first stage's halo (its residual reads rows
         // as far back as the stage's summed padding).
-        let input = s.ring(net.cin(), sum_pad(&net.dncnn()[0]) + margin)?;
+        let input = s.ring(net.cin(), sum_pad(net.dncnn_stage(0)) + margin)?;
         let mut src = input;
-        for (i, dn) in net.dncnn().iter().enumerate() {
+        for (i, dn) in net.dncnn().enumerate() {
             s.latency_bound = add(s.latency_bound, sum_pad(dn))?;
             let last_cap = if i < nb {
                 // An N³ block input: read from the first row not yet finished
                 // up to the rows the next patch extraction needs, at most a
                 // search window of patch rows plus a patch (and the embedding
                 // CNN's halo) apart.
-                let b = &net.n3()[i];
+                let b = net.n3_block(i);
                 let p = &b.params;
-                let e = sum_pad(&b.embed).max(sum_pad(&b.temp));
+                let e = sum_pad(b.embed).max(sum_pad(b.temp));
                 add(mul(p.window, p.stride)?, p.patch + e + margin)?
             } else {
                 // The final output: the rows waiting to be pulled.
@@ -234,15 +234,15 @@ impl Shape {
                 s.rings[x].cap += l;
                 break;
             }
-            let b = &net.n3()[i];
+            let b = net.n3_block(i);
             let p = &b.params;
             // Embedding and temperature maps: one patch row's rows.
             let patch_cap = p.patch + margin;
-            let emb = s.cnn(Which::Embed(i), &b.embed, x, None, hidden, patch_cap)?;
-            let tmp = s.cnn(Which::Temp(i), &b.temp, x, None, hidden, patch_cap)?;
+            let emb = s.cnn(Which::Embed(i), b.embed, x, None, hidden, patch_cap)?;
+            let tmp = s.cnn(Which::Temp(i), b.temp, x, None, hidden, patch_cap)?;
             // The block output: the fold sums of the patch row being answered,
             // and the finished rows the next stage still reads (its halo).
-            let next = &net.dncnn()[i + 1];
+            let next = net.dncnn_stage(i + 1);
             let out_cap = p.patch + p.stride + sum_pad(next) + margin;
             let out = s.ring(b.cout(), out_cap)?;
             for st in [Step::Extract(i), Step::Query(i), Step::Finish(i)] {
@@ -280,7 +280,7 @@ impl Shape {
             s.candidates = s.candidates.max(cand);
             s.weights = s.weights.max(mul(p.k, cand)?);
             s.neighbours = s.neighbours.max(mul(p.k, block.input_dim)?);
-            let e = sum_pad(&b.embed).max(sum_pad(&b.temp));
+            let e = sum_pad(b.embed).max(sum_pad(b.temp));
             let lag = mul(p.window - 1, p.stride)? + p.patch - 1 + e;
             s.latency_bound = add(s.latency_bound, lag)?;
             s.blocks.push(block).map_err(|_| too_deep())?;
@@ -293,7 +293,7 @@ impl Shape {
             off = add(off, mul(mul(r.ch, r.cap)?, rs)?)?;
         }
         s.ring_len = off;
-        let mut layers = net.layers().map(|l| (l.cin, l.cout, l.ksize));
+        let mut layers = net.layers().iter().map(|l| (l.cin, l.cout, l.ksize));
         s.scratch = match s.precision {
             Precision::F32 => f32::scratch(&mut layers, rs, s.dim),
             Precision::F16 => f16::scratch(&mut layers, rs, s.dim),
@@ -321,7 +321,7 @@ impl Shape {
     fn cnn(
         &mut self,
         which: Which,
-        cnn: &Cnn<'_>,
+        cnn: Cnn<'_, '_>,
         src: usize,
         res: Option<usize>,
         hidden_cap: usize,
@@ -424,7 +424,8 @@ macro_rules! with_arena {
 /// # use n3net_core::exec::stream::Stream;
 /// # let (w, b) = ([0.5f32; 9], [0.0f32]);
 /// # let l = ConvLayer { cin: 1, cout: 1, ksize: 3, relu: false, weight: Weights::F32(&w), bias: &b };
-/// # let net = Network::new(&[Cnn::new(&[l], true).unwrap()], &[]).unwrap();
+/// # let layers = [l];
+/// # let net = Network::new(&[Cnn::new(&layers, true).unwrap()], &[]).unwrap();
 /// let (h, width) = (5, 4);
 /// let mut ws = [0u8; 4096];
 /// assert!(Stream::workspace_bytes(&net, width).unwrap() <= ws.len());
@@ -501,7 +502,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         }
         for b in net.n3() {
             let p = &b.params;
-            let e = sum_pad(&b.embed).max(sum_pad(&b.temp));
+            let e = sum_pad(b.embed).max(sum_pad(b.temp));
             h = add(h, add(mul(p.window - 1, p.stride)?, p.patch - 1 + e)?)?;
         }
         Ok(h)
@@ -527,14 +528,14 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         let (mut lo, mut hi) = (columns.start, columns.end);
         let grow = |lo: usize, hi: usize, by: usize| (lo.saturating_sub(by), (hi + by).min(width));
         for s in (0..net.dncnn().len()).rev() {
-            (lo, hi) = grow(lo, hi, sum_pad(&net.dncnn()[s]));
+            (lo, hi) = grow(lo, hi, sum_pad(net.dncnn_stage(s)));
             if s == 0 {
                 break;
             }
             // Block s − 1: the queries covering lo..hi, their search windows,
             // the image columns of those patches, then the embedding and
             // temperature CNNs' padding.
-            let b = &net.n3()[s - 1];
+            let b = net.n3_block(s - 1);
             let p = &b.params;
             add(width, p.patch + p.stride)?;
             let a = Axis::new(width, p.patch, p.stride)?;
@@ -546,7 +547,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             let (last, side) = a.window(q1, p.window);
             let x0 = (start * a.stride).saturating_sub(a.before);
             let x1 = ((last + side - 1) * a.stride + a.patch - a.before).min(width);
-            let e = sum_pad(&b.embed).max(sum_pad(&b.temp));
+            let e = sum_pad(b.embed).max(sum_pad(b.temp));
             (lo, hi) = grow(lo.min(x0), hi.max(x1), e);
         }
         Ok(lo..hi)
@@ -619,7 +620,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         add(height, mul(2, shape.pad)?)?;
         let mut grids = Vec::new();
         let mut cols = Vec::new();
-        for (b, blk) in net.n3().iter().zip(shape.blocks.iter()) {
+        for (b, blk) in net.n3().zip(shape.blocks.iter()) {
             add(height, b.params.patch + b.params.stride)?;
             let d = N3Dims::new(&b.params, height, width, b.cin(), b.embed.cout())?;
             let cw = Columns::window(&d.cols, input_cols.start, input_cols.len());
@@ -1071,7 +1072,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
                 if done == d.rows.count || q == d.rows.count {
                     return Ok(false);
                 }
-                let (start, side) = d.rows.window(q, self.net.n3()[b].params.window);
+                let (start, side) = d.rows.window(q, self.net.n3_block(b).params.window);
                 if done >= start + side {
                     return Ok(false);
                 }
@@ -1093,7 +1094,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
                 if done == d.rows.count {
                     return Ok(false);
                 }
-                let (start, side) = d.rows.window(done, self.net.n3()[b].params.window);
+                let (start, side) = d.rows.window(done, self.net.n3_block(b).params.window);
                 if extracted < start + side {
                     return Ok(false);
                 }
@@ -1151,7 +1152,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     fn extract<A: Act>(&mut self, a: &mut Arena<'_, A>, b: usize, i: usize) {
         let blk = self.shape.blocks[b];
         let d = self.grids[b];
-        let block = &self.net.n3()[b];
+        let block = self.net.n3_block(b);
         let rings = &*a.rings;
         let planes = |id: usize| Planes {
             band: self.band(id),
@@ -1178,7 +1179,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     fn query<A: Act>(&mut self, a: &mut Arena<'_, A>, b: usize, i: usize) -> Result<()> {
         let blk = self.shape.blocks[b];
         let d = self.grids[b];
-        let block = &self.net.n3()[b];
+        let block = self.net.n3_block(b);
         let s = &block.params;
         let top = (i * s.stride).saturating_sub(d.rows.before);
         let bottom = (i * s.stride + s.patch - d.rows.before).min(self.height);
@@ -1223,7 +1224,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         let (x, out) = two(a.rings, self.range(blk.x), self.range(blk.out));
         let x = Planes { band: xb, data: x };
         let cw = self.cols[b];
-        finish_rows(&d, &cw, self.net.n3()[b].cin(), x, ob, out, y..y + 1);
+        finish_rows(&d, &cw, self.net.n3_block(b).cin(), x, ob, out, y..y + 1);
         self.observe(a, blk.out, y);
         let end = if y + 1 == self.height {
             self.reserve(a, blk.out, y + 1 + 2 * pg)?;
@@ -1241,18 +1242,18 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
 fn rows_needed(net: &Network<'_>, h: usize, r: usize, rows: impl Fn(usize) -> Axis) -> usize {
     let mut y = r.min(h - 1);
     for s in (0..net.dncnn().len()).rev() {
-        y = (y + sum_pad(&net.dncnn()[s])).min(h - 1);
+        y = (y + sum_pad(net.dncnn_stage(s))).min(h - 1);
         if s == 0 {
             break;
         }
-        let b = &net.n3()[s - 1];
+        let b = net.n3_block(s - 1);
         let a = rows(s - 1);
         let p = &b.params;
         let q = ((y + a.before) / p.stride).min(a.count - 1);
         let (start, side) = a.window(q, p.window);
         let e = start + side - 1;
         let last = (e * p.stride + p.patch - 1 - a.before).min(h - 1);
-        let lag = sum_pad(&b.embed).max(sum_pad(&b.temp));
+        let lag = sum_pad(b.embed).max(sum_pad(b.temp));
         y = y.max((last + lag).min(h - 1));
     }
     y + 1

@@ -202,10 +202,10 @@ impl RandomNet {
         scales: Option<&'a [f32]>,
     ) -> Network<'a> {
         let mut at = 0;
-        let mut built = Vec::new();
-        for (layers, residual) in &self.cnns {
+        let mut layers = Vec::new();
+        for (shapes, _) in &self.cnns {
             let mut ls = Vec::new();
-            for l in layers {
+            for l in shapes {
                 let wn = l.cout * l.cin * l.ksize * l.ksize;
                 ls.push(ConvLayer {
                     cin: l.cin,
@@ -217,14 +217,19 @@ impl RandomNet {
                 });
                 at += wn + l.cout;
             }
-            built.push(Cnn::new(&ls, *residual).expect("cnn"));
+            layers.push(ls);
         }
+        let built: Vec<Cnn<'_, '_>> = layers
+            .iter()
+            .zip(&self.cnns)
+            .map(|(ls, (_, residual))| Cnn::new(ls, *residual).expect("cnn"))
+            .collect();
         let nb = self.spec.blocks;
         let dncnn = &built[..=nb];
-        let n3: Vec<N3Block<'_>> = (0..nb)
+        let n3: Vec<N3Block<'_, '_>> = (0..nb)
             .map(|i| N3Block {
-                embed: built[nb + 1 + 2 * i].clone(),
-                temp: built[nb + 2 + 2 * i].clone(),
+                embed: built[nb + 1 + 2 * i],
+                temp: built[nb + 2 + 2 * i],
                 params: self.spec.n3,
             })
             .collect();
