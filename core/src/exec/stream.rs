@@ -58,21 +58,13 @@ const MAX_RINGS: usize = MAX_STREAM_STEPS + 1;
 /// [`Stream::max_pending_rows`] is this plus the latency bound of the model.
 pub const PUSH_ROWS: usize = 64;
 
-/// Which CNN of the network a convolution step belongs to.
-#[derive(Debug, Clone, Copy)]
-enum Which {
-    Dncnn(usize),
-    Embed(usize),
-    Temp(usize),
-}
-
 /// One unit of work; each produces one row (or one patch row).
 #[derive(Debug, Clone, Copy)]
 enum Step {
-    /// Layer `layer` of `cnn`, ring `src` → ring `dst`; after the last layer of
-    /// a DnCNN stage, ring `res` (the stage input) is added.
+    /// Convolution `layer` of [`Network::layers`], ring `src` → ring `dst`;
+    /// after the last layer of a DnCNN stage, ring `res` (the stage input)
+    /// is added.
     Conv {
-        cnn: Which,
         layer: usize,
         src: usize,
         dst: usize,
@@ -160,30 +152,16 @@ fn sum_pad(cnn: Cnn<'_, '_>) -> usize {
     cnn.layers().iter().map(|l| l.ksize / 2).sum()
 }
 
-fn cnn_of<'n, 'w>(net: &'n Network<'w>, w: Which) -> Cnn<'n, 'w> {
-    match w {
-        Which::Dncnn(i) => net.dncnn_stage(i),
-        Which::Embed(i) => net.n3_block(i).embed,
-        Which::Temp(i) => net.n3_block(i).temp,
-    }
-}
-
 impl Shape {
-    /// Rings and steps of `net` for `width` columns: a whole image that wide,
-    /// or (`stripe`) a column window that wide of any wider image. Ring
-    /// capacities (in rows) follow from the halos under depth-first
-    /// scheduling; see the module docs.
-    fn new(net: &Network<'_>, width: usize, stripe: bool) -> Result<Self> {
-        if width == 0 {
-            return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
-        }
-        let pg = net.cnns().map(Cnn::max_pad).max().unwrap_or(0);
-        let mut s = Self {
+    /// A shape without rings or steps, to be built in place
+    /// ([`Shape::build`]).
+    fn empty() -> Self {
+        Self {
             steps: Vec::new(),
             rings: Vec::new(),
             blocks: Vec::new(),
-            pad: pg,
-            width,
+            pad: 0,
+            width: 0,
             ring_len: 0,
             patch_len: 0,
             temps_len: 0,
@@ -191,14 +169,30 @@ impl Shape {
             weights: 0,
             neighbours: 0,
             dim: 0,
-            precision: net.precision(),
+            precision: Precision::F32,
             scratch: ScratchSize {
                 f: 0,
                 i32s: 0,
                 i64s: 0,
             },
             latency_bound: 0,
-        };
+        }
+    }
+
+    /// Rings and steps of `net` for `width` columns: a whole image that wide,
+    /// or (`stripe`) a column window that wide of any wider image. Ring
+    /// capacities (in rows) follow from the halos under depth-first
+    /// scheduling; see the module docs. `self` must be [`Shape::empty`]: the
+    /// tables are a few KiB, built where they stay rather than returned by
+    /// value, which would put copies of them on a small stack.
+    fn build(&mut self, net: &Network<'_>, width: usize, stripe: bool) -> Result<()> {
+        if width == 0 {
+            return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
+        }
+        let pg = net.cnns().map(Cnn::max_pad).max().unwrap_or(0);
+        self.pad = pg;
+        self.width = width;
+        self.precision = net.precision();
         // Ring capacities in padded rows. Under depth-first scheduling a
         // producer adds a row only when its consumers lack one, so a ring holds
         // its consumers' halo plus the row being added; at the bottom the `pg`
@@ -211,10 +205,11 @@ impl Shape {
         let nb = net.n3_blocks();
         // The network input: the first stage's halo (its residual reads rows
         // as far back as the stage's summed padding).
-        let input = s.ring(net.cin(), sum_pad(net.dncnn_stage(0)) + margin)?;
+        let input = self.ring(net.cin(), sum_pad(net.dncnn_stage(0)) + margin)?;
         let mut src = input;
+        let mut layer = 0;
         for (i, dn) in net.dncnn().enumerate() {
-            s.latency_bound = add(s.latency_bound, sum_pad(dn))?;
+            self.latency_bound = add(self.latency_bound, sum_pad(dn))?;
             let last_cap = if i < nb {
                 // An N³ block input: read from the first row not yet finished
                 // up to the rows the next patch extraction needs, at most a
@@ -228,25 +223,25 @@ impl Shape {
                 // The final output: the rows waiting to be pulled.
                 PUSH_ROWS + margin // + the latency bound, added below
             };
-            let x = s.cnn(Which::Dncnn(i), dn, src, Some(src), hidden, last_cap)?;
+            let x = self.cnn(&mut layer, dn, src, Some(src), hidden, last_cap)?;
             if i == nb {
-                let l = s.latency_bound;
-                s.rings[x].cap += l;
+                let l = self.latency_bound;
+                self.rings[x].cap += l;
                 break;
             }
             let b = net.n3_block(i);
             let p = &b.params;
             // Embedding and temperature maps: one patch row's rows.
             let patch_cap = p.patch + margin;
-            let emb = s.cnn(Which::Embed(i), b.embed, x, None, hidden, patch_cap)?;
-            let tmp = s.cnn(Which::Temp(i), b.temp, x, None, hidden, patch_cap)?;
+            let emb = self.cnn(&mut layer, b.embed, x, None, hidden, patch_cap)?;
+            let tmp = self.cnn(&mut layer, b.temp, x, None, hidden, patch_cap)?;
             // The block output: the fold sums of the patch row being answered,
             // and the finished rows the next stage still reads (its halo).
             let next = net.dncnn_stage(i + 1);
             let out_cap = p.patch + p.stride + sum_pad(next) + margin;
-            let out = s.ring(b.cout(), out_cap)?;
+            let out = self.ring(b.cout(), out_cap)?;
             for st in [Step::Extract(i), Step::Query(i), Step::Finish(i)] {
-                s.steps.push(st).map_err(|_| too_deep())?;
+                self.steps.push(st).map_err(|_| too_deep())?;
             }
             add(width, p.patch + p.stride)?;
             // Patch columns held, and the most candidates of one query.
@@ -262,8 +257,8 @@ impl Shape {
                 emb,
                 tmp,
                 out,
-                off: s.patch_len,
-                toff: s.temps_len,
+                off: self.patch_len,
+                toff: self.temps_len,
                 n2,
                 embed_dim: mul(b.embed.cout(), pp)?,
                 input_dim: mul(b.cin(), pp)?,
@@ -273,33 +268,33 @@ impl Shape {
                 mul(block.slots, block.n2)?,
                 add(block.embed_dim, block.input_dim)?,
             )?;
-            s.patch_len = add(s.patch_len, len)?;
-            s.temps_len = add(s.temps_len, block.temps_len())?;
-            s.dim = s.dim.max(block.embed_dim).max(block.input_dim);
+            self.patch_len = add(self.patch_len, len)?;
+            self.temps_len = add(self.temps_len, block.temps_len())?;
+            self.dim = self.dim.max(block.embed_dim).max(block.input_dim);
             let cand = p.window * side - 1;
-            s.candidates = s.candidates.max(cand);
-            s.weights = s.weights.max(mul(p.k, cand)?);
-            s.neighbours = s.neighbours.max(mul(p.k, block.input_dim)?);
+            self.candidates = self.candidates.max(cand);
+            self.weights = self.weights.max(mul(p.k, cand)?);
+            self.neighbours = self.neighbours.max(mul(p.k, block.input_dim)?);
             let e = sum_pad(b.embed).max(sum_pad(b.temp));
             let lag = mul(p.window - 1, p.stride)? + p.patch - 1 + e;
-            s.latency_bound = add(s.latency_bound, lag)?;
-            s.blocks.push(block).map_err(|_| too_deep())?;
+            self.latency_bound = add(self.latency_bound, lag)?;
+            self.blocks.push(block).map_err(|_| too_deep())?;
             src = out;
         }
         let rs = add(width, 2 * pg)?;
         let mut off = 0;
-        for r in s.rings.iter_mut() {
+        for r in self.rings.iter_mut() {
             r.off = off;
             off = add(off, mul(mul(r.ch, r.cap)?, rs)?)?;
         }
-        s.ring_len = off;
+        self.ring_len = off;
         let mut layers = net.layers().iter().map(|l| (l.cin, l.cout, l.ksize));
-        s.scratch = match s.precision {
-            Precision::F32 => f32::scratch(&mut layers, rs, s.dim),
-            Precision::F16 => f16::scratch(&mut layers, rs, s.dim),
-            Precision::Q16 => i16::scratch(&mut layers, rs, s.dim),
+        self.scratch = match self.precision {
+            Precision::F32 => f32::scratch(&mut layers, rs, self.dim),
+            Precision::F16 => f16::scratch(&mut layers, rs, self.dim),
+            Precision::Q16 => i16::scratch(&mut layers, rs, self.dim),
         };
-        Ok(s)
+        Ok(())
     }
 
     /// A new ring holding `cap` rows of `ch` planes (its top zero rows present).
@@ -317,10 +312,12 @@ impl Shape {
         Ok(self.rings.len() - 1)
     }
 
-    /// Steps of `cnn` from ring `src`; returns its output ring.
+    /// Steps of `cnn` from ring `src`; returns its output ring. `layer` is
+    /// the index of the CNN's first layer in [`Network::layers`] and moves
+    /// past its last.
     fn cnn(
         &mut self,
-        which: Which,
+        layer: &mut usize,
         cnn: Cnn<'_, '_>,
         src: usize,
         res: Option<usize>,
@@ -329,21 +326,28 @@ impl Shape {
     ) -> Result<usize> {
         let n = cnn.layers().len();
         let mut from = src;
-        for (l, layer) in cnn.layers().iter().enumerate() {
+        for (l, conv) in cnn.layers().iter().enumerate() {
             let last = l + 1 == n;
             let cap = if last { out_cap } else { hidden_cap };
-            let dst = self.ring(layer.cout, cap)?;
+            let dst = self.ring(conv.cout, cap)?;
             let step = Step::Conv {
-                cnn: which,
-                layer: l,
+                layer: *layer,
                 src: from,
                 dst,
                 res: if last && cnn.residual() { res } else { None },
             };
             self.steps.push(step).map_err(|_| too_deep())?;
+            *layer += 1;
             from = dst;
         }
         Ok(from)
+    }
+
+    /// The workspace bytes of a stream of this shape.
+    fn bytes(&self) -> Result<usize> {
+        let mut l = Layout::default();
+        self.layout(&mut l)?;
+        l.bytes()
     }
 
     fn layout(&self, l: &mut Layout) -> Result<()> {
@@ -473,7 +477,9 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     /// needs, for any height and any alignment of the buffer. The height is
     /// not an argument: the memory of a stream does not grow with it.
     pub fn workspace_bytes(net: &Network<'_>, width: usize) -> Result<usize> {
-        Self::bytes(&Shape::new(net, width, false)?)
+        let mut shape = Shape::empty();
+        shape.build(net, width, false)?;
+        shape.bytes()
     }
 
     /// Workspace bytes enough for a [`Stream::stripe`] of `net` whose output
@@ -481,13 +487,9 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     /// and height: the memory of a striped stream grows with neither.
     pub fn stripe_workspace_bytes(net: &Network<'_>, columns: usize) -> Result<usize> {
         let reach = mul(2, Self::max_halo(net)?)?;
-        Self::bytes(&Shape::new(net, add(columns, reach)?, true)?)
-    }
-
-    fn bytes(shape: &Shape) -> Result<usize> {
-        let mut l = Layout::default();
-        shape.layout(&mut l)?;
-        l.bytes()
+        let mut shape = Shape::empty();
+        shape.build(net, add(columns, reach)?, true)?;
+        shape.bytes()
     }
 
     /// The most image columns a stripe's output depends on beyond either of
@@ -567,14 +569,13 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         if height == 0 || width == 0 {
             return Err(Error::new(ErrorKind::ImageTooSmall, "image has no pixels"));
         }
-        let shape = Shape::new(net, width, false)?;
         Self::open(
             net,
             height,
             width,
             0..width,
             0..width,
-            shape,
+            (width, false),
             isa,
             workspace,
         )
@@ -601,10 +602,14 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         let reach = mul(2, Self::max_halo(net)?)?;
         // Shaped for the widest window of this stripe width, so that the
         // workspace query holds for every place of the stripe.
-        let shape = Shape::new(net, add(columns.len(), reach)?, true)?;
+        let shape = (add(columns.len(), reach)?, true);
         Self::open(net, height, width, input, columns, shape, isa, workspace)
     }
 
+    /// The stream of [`Stream::new`] and [`Stream::stripe`], with the
+    /// [`Shape::build`] arguments `(width, stripe)` in `shape`. The stream
+    /// is assembled in place, its shape included, for the stack's sake (see
+    /// [`Shape::build`]).
     #[allow(clippy::too_many_arguments)]
     fn open(
         net: &'n Network<'w>,
@@ -612,29 +617,53 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         width: usize,
         input_cols: Range<usize>,
         output_cols: Range<usize>,
-        mut shape: Shape,
+        shape: (usize, bool),
         isa: Isa,
         workspace: &'ws mut [u8],
     ) -> Result<Self> {
+        let mut s = Self {
+            net,
+            isa,
+            height,
+            width,
+            shape: Shape::empty(),
+            grids: Vec::new(),
+            cols: Vec::new(),
+            input_cols,
+            output_cols,
+            done: Vec::new(),
+            bufs: None,
+            temps: &mut [],
+            logits: &mut [],
+            weights: &mut [],
+            indices: &mut [],
+            scratch: Scratch {
+                f: &mut [],
+                i32s: &mut [],
+                i64s: &mut [],
+            },
+            peaks: Vec::new(),
+            pushed: 0,
+            pulled: 0,
+            latency: 0,
+        };
+        s.shape.build(net, shape.0, shape.1)?;
         // Row indices of the whole image, with its zero rows, fit a usize.
-        add(height, mul(2, shape.pad)?)?;
-        let mut grids = Vec::new();
-        let mut cols = Vec::new();
-        for (b, blk) in net.n3().zip(shape.blocks.iter()) {
+        add(height, mul(2, s.shape.pad)?)?;
+        for (b, blk) in net.n3().zip(s.shape.blocks.iter()) {
             add(height, b.params.patch + b.params.stride)?;
             let d = N3Dims::new(&b.params, height, width, b.cin(), b.embed.cout())?;
-            let cw = Columns::window(&d.cols, input_cols.start, input_cols.len());
+            let cw = Columns::window(&d.cols, s.input_cols.start, s.input_cols.len());
             if cw.n > blk.n2 {
                 return Err(Error::new(
                     ErrorKind::InvalidArgument,
                     "stream patch columns exceed the shape (internal sizing error)",
                 ));
             }
-            grids.push(d).map_err(|_| too_deep())?;
-            cols.push(cw).map_err(|_| too_deep())?;
+            s.grids.push(d).map_err(|_| too_deep())?;
+            s.cols.push(cw).map_err(|_| too_deep())?;
         }
-        let bytes = Self::bytes(&shape)?;
-        if workspace.len() < bytes {
+        if workspace.len() < s.shape.bytes()? {
             return Err(Error::new(
                 ErrorKind::WorkspaceTooSmall,
                 "workspace smaller than the stream's workspace query",
@@ -642,52 +671,30 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         }
         // The rings are carved for the widest window; this stream's rows are
         // as wide as its input columns.
-        shape.width = input_cols.len();
+        s.shape.width = s.input_cols.len();
+        let shape = &s.shape;
         let mut ws = Carver::new(workspace)?;
-        let bufs = match shape.precision {
-            Precision::F32 => Bufs::F32(Arena::carve(&shape, &mut ws)?),
-            Precision::F16 => Bufs::F16(Arena::carve(&shape, &mut ws)?),
-            Precision::Q16 => Bufs::Q16(Arena::carve(&shape, &mut ws)?),
-        };
-        let temps = ws.take::<f32>(shape.temps_len)?;
-        let logits = ws.take::<f32>(shape.candidates)?;
-        let weights = ws.take::<f32>(shape.weights)?;
-        let indices = ws.take::<u32>(shape.candidates)?;
-        let scratch = Scratch {
+        s.bufs = Some(match shape.precision {
+            Precision::F32 => Bufs::F32(Arena::carve(shape, &mut ws)?),
+            Precision::F16 => Bufs::F16(Arena::carve(shape, &mut ws)?),
+            Precision::Q16 => Bufs::Q16(Arena::carve(shape, &mut ws)?),
+        });
+        s.temps = ws.take::<f32>(shape.temps_len)?;
+        s.logits = ws.take::<f32>(shape.candidates)?;
+        s.weights = ws.take::<f32>(shape.weights)?;
+        s.indices = ws.take::<u32>(shape.candidates)?;
+        s.scratch = Scratch {
             f: ws.take::<f32>(shape.scratch.f)?,
             i32s: ws.take::<i32>(shape.scratch.i32s)?,
             i64s: ws.take::<i64>(shape.scratch.i64s)?,
         };
-        let mut done = Vec::new();
         for _ in 0..shape.steps.len() {
-            done.push(0).map_err(|_| too_deep())?;
+            s.done.push(0).map_err(|_| too_deep())?;
         }
-        let mut s = Self {
-            net,
-            isa,
-            height,
-            width,
-            shape,
-            grids,
-            cols,
-            input_cols,
-            output_cols,
-            done,
-            bufs: Some(bufs),
-            temps,
-            logits,
-            weights,
-            indices,
-            scratch,
-            peaks: Vec::new(),
-            pushed: 0,
-            pulled: 0,
-            latency: 0,
-        };
-        s.latency = Self::latency_for(net, height)?;
-        for _ in 0..s.shape.rings.len() {
+        for _ in 0..shape.rings.len() {
             s.peaks.push(0.0).map_err(|_| too_deep())?;
         }
+        s.latency = Self::latency_for(net, height)?;
         Ok(s)
     }
 
@@ -967,13 +974,9 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             let done = self.done[i];
             match *st {
                 Step::Conv {
-                    cnn,
-                    layer,
-                    src,
-                    res,
-                    ..
+                    layer, src, res, ..
                 } if done < h => {
-                    let kp = cnn_of(self.net, cnn).layers()[layer].ksize / 2;
+                    let kp = self.net.layers()[layer].ksize / 2;
                     if src == id {
                         lo = lo.min(done + pg - kp);
                     }
@@ -1054,13 +1057,12 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         let done = self.done[i];
         match self.shape.steps[i] {
             Step::Conv {
-                cnn,
                 layer,
                 src,
                 dst,
                 res,
             } => {
-                let l = &cnn_of(self.net, cnn).layers()[layer];
+                let l = &self.net.layers()[layer];
                 if done == h || self.shape.rings[src].ready < done + pg + l.ksize / 2 + 1 {
                     return Ok(false);
                 }
