@@ -354,7 +354,9 @@ impl<'a> ModelBlob<'a> {
         let precision = precision_from_code(u16_at(h, 6)?)?;
         let bytes = Self::checked_bytes(bytes, h)?;
         let blob = Self::from_header(bytes, h, precision)?;
-        blob.network()?;
+        // Only the checks are wanted: dropping the network inside `map`
+        // keeps a second copy of it off the stack (`?` would move it out).
+        blob.network().map(drop)?;
         Ok(blob)
     }
 

@@ -411,7 +411,8 @@ impl<'a> Network<'a> {
     /// the layers into the network. For an f32 or f16 network; a q16 one
     /// needs [`Network::with_activation_scales`].
     pub fn new(dncnn: &[Cnn<'_, 'a>], n3: &[N3Block<'_, 'a>]) -> Result<Self> {
-        let mut net = Self::from_cnns(dncnn, n3)?;
+        let mut net = Self::empty();
+        net.push_cnns(dncnn, n3)?;
         net.finish(None)?;
         Ok(net)
     }
@@ -429,28 +430,28 @@ impl<'a> Network<'a> {
         n3: &[N3Block<'_, 'a>],
         scales: &'a [f32],
     ) -> Result<Self> {
-        let mut net = Self::from_cnns(dncnn, n3)?;
+        let mut net = Self::empty();
+        net.push_cnns(dncnn, n3)?;
         net.finish(Some(scales))?;
         Ok(net)
     }
 
-    /// The layers of `dncnn` and `n3` in execution order, not yet checked
-    /// as a whole ([`Network::finish`]).
-    fn from_cnns(dncnn: &[Cnn<'_, 'a>], n3: &[N3Block<'_, 'a>]) -> Result<Self> {
+    /// Appends the CNNs of `dncnn` and `n3` in execution order, not yet
+    /// checked as a whole ([`Network::finish`]).
+    fn push_cnns(&mut self, dncnn: &[Cnn<'_, 'a>], n3: &[N3Block<'_, 'a>]) -> Result<()> {
         if dncnn.len() != n3.len() + 1 {
             return Err(invalid(
                 "a network needs one more DnCNN stage than N3 blocks",
             ));
         }
-        let mut net = Self::empty();
-        net.push_cnn(dncnn[0])?;
+        self.push_cnn(dncnn[0])?;
         for (b, next) in n3.iter().zip(&dncnn[1..]) {
-            net.push_cnn(b.embed)?;
-            net.push_cnn(b.temp)?;
-            net.push_block(b.params)?;
-            net.push_cnn(*next)?;
+            self.push_cnn(b.embed)?;
+            self.push_cnn(b.temp)?;
+            self.push_block(b.params)?;
+            self.push_cnn(*next)?;
         }
-        Ok(net)
+        Ok(())
     }
 
     /// A network without layers, to be filled in place: the layers of each
