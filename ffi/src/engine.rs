@@ -128,16 +128,17 @@ pub(crate) fn run(
 ) -> Status {
     let (core_ws, mut bufs) = carve(net, cut, ws)?;
     for cols in cut.stripes() {
-        let mut s = if cut.whole() {
-            Stream::new(net, cut.height, cut.width, isa, &mut *core_ws)?
+        let mut opened = if cut.whole() {
+            Stream::new(net, cut.height, cut.width, isa, &mut *core_ws)
         } else {
-            Stream::stripe(net, cut.height, cut.width, cols, isa, &mut *core_ws)?
+            Stream::stripe(net, cut.height, cut.width, cols, isa, &mut *core_ws)
         };
+        // Borrowed where it was returned: moving the stream (a few KiB) out
+        // of its `Result` would hold a second copy on the stack.
+        let s = opened.as_mut().map_err(|e| *e)?;
         for y in 0..cut.height {
-            push(&mut s, &mut bufs, noise, |cols, out| {
-                rows.read(y, cols, out)
-            })?;
-            while pull(&mut s, &mut bufs, |y, cols, row| rows.write(y, cols, row))? {}
+            push(s, &mut bufs, noise, |cols, out| rows.read(y, cols, out))?;
+            while pull(s, &mut bufs, |y, cols, row| rows.write(y, cols, row))? {}
         }
         if s.rows_pulled() != cut.height {
             return Err(Code(N3NET_ERR_INTERNAL));

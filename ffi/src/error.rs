@@ -88,6 +88,13 @@ impl From<Error> for Code {
     }
 }
 
+/// For a result borrowed where it was returned (`Result::as_ref`).
+impl From<&Error> for Code {
+    fn from(e: &Error) -> Self {
+        Self::from(*e)
+    }
+}
+
 /// Runs the body of an exported function and turns its result into a code.
 /// Hosted builds catch a panic (none is expected) so that it never unwinds
 /// into C.

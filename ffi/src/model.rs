@@ -84,8 +84,10 @@ const _: () = assert!(align_of::<ModelState>() <= align_of::<N3netModel>());
 
 impl ModelState {
     /// The network of the blob (validated when the model was opened).
-    pub(crate) fn network(&self) -> Status<Network<'static>> {
-        Ok(self.blob.network()?)
+    /// Callers borrow it inside the returned `Result` (`as_ref()?`): moving
+    /// it out would put a second copy of it, a few KiB, on the stack.
+    pub(crate) fn network(&self) -> Result<Network<'static>, n3net_core::Error> {
+        self.blob.network()
     }
 }
 
@@ -170,7 +172,8 @@ pub unsafe extern "C" fn n3net_model_open(
         // is what makes the view 'static for the library).
         let bytes: &'static [u8] = unsafe { core::slice::from_raw_parts(blob, len) };
         let parsed = ModelBlob::parse(bytes)?;
-        let net = parsed.network()?;
+        let built = parsed.network();
+        let net = built.as_ref()?;
         // Grey in, grey out; a second input channel is the σ map.
         if net.cout() != 1 || !(1..=2).contains(&net.cin()) {
             return Err(Code(N3NET_ERR_INVALID_MODEL));
@@ -254,7 +257,8 @@ pub unsafe extern "C" fn n3net_model_info(
         if info.is_null() {
             return Err(Code(N3NET_ERR_NULL_POINTER));
         }
-        let net = m.network()?;
+        let built = m.network();
+        let net = built.as_ref()?;
         let out = N3netModelInfo {
             in_channels: net.cin() as u32,
             precision: match net.precision() {

@@ -95,7 +95,7 @@ fn plane_bytes(m: &ModelState, height: usize, width: usize) -> Status<usize> {
         width,
         stripe: m.stripe_columns,
     };
-    Ok(engine::workspace_bytes(&m.network()?, &cut)?.0)
+    Ok(engine::workspace_bytes(m.network().as_ref()?, &cut)?.0)
 }
 
 /// A checked strided buffer of `height` rows of `width` samples.
@@ -241,18 +241,19 @@ unsafe fn denoise_plane<T: Sample>(
             stripe: m.stripe_columns,
         };
         check_overlap(&src, &dst, cut.stripe == 0 || cut.stripe >= w)?;
-        let net = m.network()?;
+        let built = m.network();
+        let net = built.as_ref()?;
         // SAFETY: per the contract, a non-null `noise` is readable.
         let noise = (!noise.is_null()).then(|| unsafe { noise.read_unaligned() });
         let noise = Noise::new(noise, net.cin())?;
         // SAFETY: per the contract.
-        let ws = unsafe { workspace_slice(ws, ws_len, engine::workspace_bytes(&net, &cut)?.0)? };
+        let ws = unsafe { workspace_slice(ws, ws_len, engine::workspace_bytes(net, &cut)?.0)? };
         for y in 0..h {
             // SAFETY: inside the checked geometry; no slice is alive.
             T::check(unsafe { src.row(y, 0..w) }, max)?;
         }
         engine::run(
-            &net,
+            net,
             m.isa,
             &cut,
             noise,
@@ -530,7 +531,8 @@ pub unsafe extern "C" fn n3net_denoise_bayer(
         let src = Buffer::new(src, src_len, g.src_stride, w, h)?;
         let dst = Buffer::new(dst, dst_len, g.dst_stride, w, h)?;
         check_overlap(&src, &dst, whole)?;
-        let net = m.network()?;
+        let built = m.network();
+        let net = built.as_ref()?;
         let mut noises = [Noise::None; 4];
         for (n, c) in noises.iter_mut().zip(b.noise) {
             *n = Noise::new(Some(c), net.cin())?;
@@ -540,7 +542,7 @@ pub unsafe extern "C" fn n3net_denoise_bayer(
             workspace_slice(
                 workspace,
                 workspace_len,
-                engine::workspace_bytes(&net, &cut)?.0,
+                engine::workspace_bytes(net, &cut)?.0,
             )?
         };
         for pos in 0..4 {
@@ -555,7 +557,7 @@ pub unsafe extern "C" fn n3net_denoise_bayer(
                 white: b.white_level as f32,
             };
             let noise = noises[CHANNEL_AT[b.cfa as usize][pos] as usize];
-            engine::run(&net, m.isa, &cut, noise, ws, &mut rows)?;
+            engine::run(net, m.isa, &cut, noise, ws, &mut rows)?;
         }
         Ok(N3NET_OK)
     })

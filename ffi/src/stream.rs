@@ -79,7 +79,7 @@ pub unsafe extern "C" fn n3net_stream_workspace_size(
             return Err(Code(N3NET_ERR_NULL_POINTER));
         }
         let cut = whole(width, height)?;
-        let n = stream_bytes(&m.network()?, &cut)?;
+        let n = stream_bytes(m.network().as_ref()?, &cut)?;
         // SAFETY: non-null and writable per the contract.
         unsafe { bytes.write_unaligned(n) };
         Ok(N3NET_OK)
