@@ -5,7 +5,8 @@ mod common;
 
 use common::{assert_bits, image, random_spec, to_rows, whole, RandomNet, Rng, Spec};
 use n3net_core::exec::stream::{Stream, PUSH_ROWS};
-use n3net_core::{ErrorKind, Isa, Network, Plan};
+use n3net_core::model::{MAX_LAYERS, MAX_N3_BLOCKS};
+use n3net_core::{Cnn, ConvLayer, ErrorKind, Isa, Network, Plan, Weights};
 
 /// Streams `input` (rows layout) pushing `chunk(i)` rows at the i-th push and
 /// pulling after every push; returns the output rows.
@@ -187,6 +188,39 @@ fn workspace_does_not_grow_with_height() {
         [1, 64, 13][i % 3]
     });
     assert_bits(&got, &want, "3000 rows");
+}
+
+#[test]
+fn the_largest_network_streams_like_the_plan() {
+    // MAX_N3_BLOCKS blocks and MAX_LAYERS convolutions: five DnCNN stages
+    // of 16 and eight embedding and temperature CNNs of 6.
+    let mut spec = Spec::paper(1);
+    spec.features = 4;
+    spec.blocks = MAX_N3_BLOCKS;
+    spec.dncnn_depth = 16;
+    spec.embed_depth = 6;
+    let rn = RandomNet::new(spec, 3);
+    assert_eq!(rn.network().layers().len(), MAX_LAYERS);
+    check_sizes(spec, &[(40, 48)], &[PUSH_ROWS]);
+}
+
+#[test]
+fn a_network_holds_at_most_max_layers() {
+    let (w, b) = ([0.5f32; 9], [0.0f32]);
+    let one = ConvLayer {
+        cin: 1,
+        cout: 1,
+        ksize: 3,
+        relu: false,
+        weight: Weights::F32(&w),
+        bias: &b,
+    };
+    let layers = [one; MAX_LAYERS + 1];
+    let deepest = Cnn::new(&layers[..MAX_LAYERS], true).expect("cnn");
+    assert!(Network::new(&[deepest], &[]).is_ok());
+    let deeper = Cnn::new(&layers, true).expect("cnn");
+    let err = Network::new(&[deeper], &[]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidModel);
 }
 
 fn tiny() -> RandomNet {

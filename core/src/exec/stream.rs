@@ -42,7 +42,7 @@ use heapless::Vec;
 use crate::error::{add, mul, Error, ErrorKind, Result};
 use crate::kernels::act::{split_out, Act, ConvRow, Region, Scratch, ScratchSize};
 use crate::kernels::Isa;
-use crate::model::{Cnn, Network, Precision, MAX_N3_BLOCKS};
+use crate::model::{Cnn, Network, Precision, MAX_LAYERS, MAX_N3_BLOCKS};
 use crate::n3::block::{
     extract_row, finish_rows, query_row, N3Dims, PatchSlots, Planes, QueryScratch,
 };
@@ -50,9 +50,12 @@ use crate::n3::grid::{Axis, Columns};
 use crate::tensor::Band;
 use crate::workspace::{Carver, Layout};
 
-/// Most steps (convolutions, plus three per N³ block) a streamed network may have.
-pub const MAX_STREAM_STEPS: usize = 128;
-const MAX_RINGS: usize = MAX_STREAM_STEPS + 1;
+/// Most steps (convolutions, plus three per N³ block) a streamed network
+/// may have: those of the largest [`Network`], so that every valid network
+/// streams.
+pub const MAX_STREAM_STEPS: usize = MAX_LAYERS + 3 * MAX_N3_BLOCKS;
+/// Most row buffers: the input, one per convolution and one per N³ block.
+const MAX_RINGS: usize = 1 + MAX_LAYERS + MAX_N3_BLOCKS;
 
 /// Rows that can always be pushed at once after pulling every final row:
 /// [`Stream::max_pending_rows`] is this plus the latency bound of the model.
