@@ -148,7 +148,7 @@ def cmd_f32diff(a):
         raise SystemExit("a value is not finite")
     diff = max((abs(p - q) for p, q in zip(xs, ys)), default=0.0)
     identical = x == y
-    print(f"{n} floats, max abs diff {diff:.3g} (tolerance {a.tol:g}), identical: {'yes' if identical else 'no'}")
+    print(f"{n} floats, max abs diff {diff:.3g} (tolerance {a.tol:g}), byte-identical: {'yes' if identical else 'no'}")
     if not diff <= a.tol:
         sys.exit(1)
 
