@@ -30,11 +30,13 @@ pub fn to_u8(y: f32) -> u8 {
 
 /// Runs a grey denoiser over rows of 8-bit pixels as they arrive.
 ///
-/// It owns no memory: it borrows the network (whose weights stay where the
-/// caller keeps them, e.g. a blob in flash) and one workspace slice
+/// It allocates nothing: it borrows the network (whose weights stay where
+/// the caller keeps them, e.g. a blob in flash) and one workspace slice
 /// ([`Denoiser::workspace_bytes`]) that holds the stream's row buffers, one
 /// row of network input and one line of pixels. The workspace depends on
-/// the width only, so a frame of any height runs in it.
+/// the width only, so a frame of any height runs in it. The value itself
+/// holds the stream's schedule tables (a few KiB, see [`Stream`]): keep it
+/// somewhere long-lived rather than on a small interrupt stack.
 ///
 /// The models it runs are the project's grey ones: one output channel, and
 /// either one input channel (blind) or two, the pixels then a noise-level
@@ -139,6 +141,9 @@ impl<'n, 'w, 'ws> Denoiser<'n, 'w, 'ws> {
     /// hands every denoised row to `sink` as `(row index, pixels)`, in
     /// order, as soon as it is final (a fixed number of rows after its
     /// input row; the last rows come with the last line read).
+    ///
+    /// A failed read pushes nothing: after an [`Error::Spi`], calling `run`
+    /// again resumes the frame at the row that failed.
     pub fn run<SPI: SpiDevice>(
         &mut self,
         sensor: &mut LineSensor<SPI>,
