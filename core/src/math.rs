@@ -1,5 +1,5 @@
-//! Deterministic `f32` elementary functions: [`exp`], [`ln`], [`ln_1p`] and
-//! [`exp_m1`], so that the core needs no `libm` and gives the same bits on
+//! Deterministic `f32` elementary functions: [`exp`], [`ln`], [`ln_1p`],
+//! [`exp_m1`] and [`sqrt`], so that the core needs no `libm` and gives the same bits on
 //! every target.
 //!
 //! ## Why the results are bit-identical everywhere
@@ -40,6 +40,10 @@
 //!   the leading bits. `e·ln 2` uses the same head/tail split. `ln_1p` uses
 //!   `f = x` directly near zero; elsewhere it forms `1 + x` with its exact
 //!   rounding error `c` and adds `c / (1 + x)`.
+//!
+//! - `sqrt`: the integer square root of the significand (shifted to 46 or
+//!   47 bits so that the root has 24), rounded to nearest with the exact
+//!   integer remainder: correctly rounded, like IEEE `sqrt`.
 //!
 //! Accuracy: each function's documentation gives its error measured over every
 //! `f32` of the stated range, against the `f64` functions of the `libm` crate
@@ -284,6 +288,60 @@ fn ln_reduced(e: i32, f: f32, c: f32) -> f32 {
     ef * LN2_HI + (f - (half_f2 - (s * (half_f2 + r) + (ef * LN2_LO + c))))
 }
 
+/// Square root, correctly rounded (the same bits as IEEE 754 `sqrt`),
+/// deterministic on every target: integer arithmetic and one exact product.
+///
+/// `−0` for `−0`, NaN below `0` and for NaN, `+∞` at `+∞`.
+pub fn sqrt(x: f32) -> f32 {
+    if x.is_nan() || x < 0.0 {
+        return f32::NAN;
+    }
+    if x == 0.0 || x == f32::INFINITY {
+        return x;
+    }
+    // x = m · 2^e with the integer m in [2^23, 2^24).
+    let bits = x.to_bits();
+    let field = (bits >> 23) as i32;
+    let (mut m, mut e) = if field == 0 {
+        (u64::from(bits), -149)
+    } else {
+        (u64::from(bits & 0x7f_ffff | 0x80_0000), field - 150)
+    };
+    while m < 1 << 23 {
+        m <<= 1;
+        e -= 1;
+    }
+    // M = m · 2^s in [2^46, 2^48) with e − s even, so its root q is in
+    // [2^23, 2^24) and √x = √M · 2^((e − s)/2).
+    let s = if (e - 23) % 2 == 0 { 23 } else { 24 };
+    let (q, rem) = isqrt(m << s);
+    // √M ≥ q + ½ ⟺ M ≥ q² + q + ¼ ⟺ rem > q (integers); never a tie.
+    let r = q + u64::from(rem > q);
+    let k = (e - s) / 2;
+    // r ≤ 2^24 is exact in f32, and 2^k is a normal f32 for every input.
+    r as f32 * f32::from_bits(((k + 127) as u32) << 23)
+}
+
+/// Floor of the square root of `n` and the remainder `n − root²`, digit by
+/// digit (two bits of `n` per step).
+fn isqrt(n: u64) -> (u64, u64) {
+    let (mut rem, mut root) = (n, 0u64);
+    let mut bit = 1u64 << 62;
+    while bit > n {
+        bit >>= 2;
+    }
+    while bit != 0 {
+        if rem >= root + bit {
+            rem -= root + bit;
+            root = (root >> 1) + bit;
+        } else {
+            root >>= 1;
+        }
+        bit >>= 2;
+    }
+    (root, rem)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,5 +551,24 @@ mod tests {
         assert!(ln_1p(-1.000_000_1).is_nan());
         assert!(ln_1p(f32::NEG_INFINITY).is_nan());
         assert_eq!(ln_1p(1.0e-40), 1.0e-40);
+    }
+
+    #[test]
+    fn sqrt_is_correctly_rounded() {
+        // Every significand at both exponent parities ([1, 4)), a sweep of
+        // the whole positive range, subnormals included, and the edges.
+        let one = 1.0f32.to_bits();
+        for bits in (one..4.0f32.to_bits()).chain((1..0x7f80_0000).step_by(STRIDE)) {
+            let x = f32::from_bits(bits);
+            assert_eq!(sqrt(x).to_bits(), libm::sqrtf(x).to_bits(), "sqrt({x:e})");
+        }
+        for x in [f32::MIN_POSITIVE, f32::MAX, 1.0e-45, 2.0, 0.25] {
+            assert_eq!(sqrt(x).to_bits(), libm::sqrtf(x).to_bits(), "sqrt({x:e})");
+        }
+        assert_eq!(sqrt(0.0).to_bits(), 0);
+        assert_eq!(sqrt(-0.0).to_bits(), (-0.0f32).to_bits());
+        assert_eq!(sqrt(f32::INFINITY), f32::INFINITY);
+        assert!(sqrt(-1.0).is_nan() && sqrt(f32::NAN).is_nan());
+        assert!(sqrt(f32::NEG_INFINITY).is_nan());
     }
 }
