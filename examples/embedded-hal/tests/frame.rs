@@ -4,11 +4,17 @@
 
 mod common;
 
-use common::{clean_frame, expectations, noisy_frame, reference, SmallNet, HEIGHT, SIGMA, WIDTH};
+use common::{
+    aligned, clean_frame, expectations, noisy_frame, psnr, reference, SmallNet, HEIGHT, SIGMA,
+    WIDTH,
+};
 use embedded_hal::spi::{self, ErrorType, Operation, SpiDevice};
 use embedded_hal_mock::eh1::spi::Mock;
-use n3net_core::{Cnn, ConvLayer, ErrorKind, Isa, Network, Weights};
+use n3net_core::{Cnn, ConvLayer, ErrorKind, Isa, ModelBlob, Network, Weights};
 use n3net_embedded_hal_example::{Denoiser, Error, LineSensor, READ_LINE};
+
+/// The project's default model (noise-conditioned grey N³Net) in q16.
+const DEFAULT_Q16: &[u8] = include_bytes!("../../../models/n3net-gray-blind-q16.n3b");
 
 /// Runs a [`Denoiser`] over `frame` read through a mock sensor that expects
 /// exactly one `READ_LINE` transaction per row, top to bottom; returns the
@@ -37,6 +43,24 @@ fn small_network_over_spi_matches_the_stream() {
     let got = denoise_over_spi(&net, &frame, isa);
     assert_eq!(got, reference(&net, &frame, SIGMA, isa));
     assert_ne!(got, frame, "the network changed the frame");
+}
+
+#[test]
+fn default_q16_model_over_spi_matches_the_stream_and_denoises() {
+    let (blob, at) = aligned(DEFAULT_Q16);
+    let blob = ModelBlob::parse(&blob[at..]).expect("blob");
+    let net = blob.network().expect("network");
+    assert_eq!(net.cin(), 2, "the default model takes a noise map");
+    let clean = clean_frame();
+    let frame = noisy_frame(&clean, 2);
+    let isa = Isa::detect();
+    let got = denoise_over_spi(&net, &frame, isa);
+    assert_eq!(got, reference(&net, &frame, SIGMA, isa));
+    let (before, after) = (psnr(&frame, &clean), psnr(&got, &clean));
+    assert!(
+        after > before + 8.0,
+        "PSNR {before:.2} dB noisy, {after:.2} dB denoised"
+    );
 }
 
 #[test]

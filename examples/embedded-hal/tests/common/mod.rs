@@ -177,3 +177,22 @@ pub fn reference(net: &Network<'_>, frame: &[u8], sigma: f32, isa: Isa) -> Vec<u
     assert_eq!(s.pull_rows(&mut out).expect("pull"), HEIGHT);
     out.into_iter().map(to_u8).collect()
 }
+
+/// Peak signal-to-noise ratio of 8-bit `a` against `b`, in dB.
+pub fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    let se: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    10.0 * (255.0f64 * 255.0 * a.len() as f64 / se).log10()
+}
+
+/// `bytes` copied to a 16-byte boundary, where firmware places a blob
+/// (`ModelBlob::parse` needs at least 4): the buffer and the blob's offset.
+pub fn aligned(bytes: &[u8]) -> (Vec<u8>, usize) {
+    let mut buf = vec![0u8; bytes.len() + 16];
+    let at = buf.as_ptr().align_offset(16);
+    buf[at..at + bytes.len()].copy_from_slice(bytes);
+    (buf, at)
+}
