@@ -25,16 +25,7 @@ if [ ! -f "$MODEL" ]; then
     echo "no model blob at $MODEL (make one with: n3net convert --precision q16 -o FILE)" >&2
     exit 1
 fi
-packages=(rustc-web cargo-web rust-web-src gcc-arm-none-eabi qemu-system-arm)
-missing=()
-for p in "${packages[@]}"; do
-    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+bash "$ROOT/scripts/ensure-packages.sh" rustc-web cargo-web rust-web-src gcc-arm-none-eabi qemu-system-arm
 
 mkdir -p "$BUILD"
 cd "$ROOT"

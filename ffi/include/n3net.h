@@ -454,7 +454,7 @@ int32_t n3net_stream_pull_row(struct N3netStream *stream, void *row, size_t len)
 //
 // # Safety
 // `stream` is NULL or an open stream.
-uint32_t n3net_stream_latency_rows(struct N3netStream *stream);
+uint32_t n3net_stream_latency_rows(const struct N3netStream *stream);
 
 // Closes the stream at `*stream` and sets `*stream` to NULL; its workspace
 // may then be reused. NULL and closed streams are ignored.

@@ -30,24 +30,32 @@ pub(crate) fn round_clamped(x: f32, hi: f32) -> u32 {
     t + u32::from(x - t as f32 >= 0.5)
 }
 
+/// `load` and `store` of an integer sample type: `v / max` in, quantised out.
+macro_rules! integer_scale {
+    ($t:ty) => {
+        fn load(row: &[Self], max: u32, out: &mut [f32]) {
+            let m = max as f32;
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o = f32::from(v) / m;
+            }
+        }
+
+        fn store(row: &[f32], max: u32, out: &mut [Self]) {
+            let m = max as f32;
+            for (o, &v) in out.iter_mut().zip(row) {
+                // At most `max`, which fits the type.
+                *o = quantize(v, m) as $t;
+            }
+        }
+    };
+}
+
 impl Sample for u8 {
     fn check(_: &[Self], _: u32) -> Status {
         Ok(())
     }
 
-    fn load(row: &[Self], max: u32, out: &mut [f32]) {
-        let m = max as f32;
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o = f32::from(v) / m;
-        }
-    }
-
-    fn store(row: &[f32], max: u32, out: &mut [Self]) {
-        let m = max as f32;
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o = quantize(v, m) as u8;
-        }
-    }
+    integer_scale!(u8);
 }
 
 impl Sample for u16 {
@@ -58,19 +66,7 @@ impl Sample for u16 {
         Ok(())
     }
 
-    fn load(row: &[Self], max: u32, out: &mut [f32]) {
-        let m = max as f32;
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o = f32::from(v) / m;
-        }
-    }
-
-    fn store(row: &[f32], max: u32, out: &mut [Self]) {
-        let m = max as f32;
-        for (o, &v) in out.iter_mut().zip(row) {
-            *o = quantize(v, m) as u16;
-        }
-    }
+    integer_scale!(u16);
 }
 
 impl Sample for f32 {

@@ -200,7 +200,7 @@ pub unsafe extern "C" fn n3net_stream_open(
 /// # Safety
 /// `stream` is NULL or a pointer `n3net_stream_open()` returned whose
 /// workspace is still valid.
-unsafe fn stream_mut<'a>(stream: *mut N3netStream) -> Status<&'a mut N3netStream> {
+unsafe fn stream_ref<'a>(stream: *const N3netStream) -> Status<&'a N3netStream> {
     if stream.is_null() {
         return Err(Code(N3NET_ERR_NULL_POINTER));
     }
@@ -210,16 +210,25 @@ unsafe fn stream_mut<'a>(stream: *mut N3netStream) -> Status<&'a mut N3netStream
         if core::ptr::addr_of!((*stream).magic).read() != STREAM_MAGIC {
             return Err(Code(N3NET_ERR_NOT_OPEN));
         }
+        Ok(&*stream)
+    }
+}
+
+/// [`stream_ref`], mutable.
+///
+/// # Safety
+/// As [`stream_ref`].
+unsafe fn stream_mut<'a>(stream: *mut N3netStream) -> Status<&'a mut N3netStream> {
+    // SAFETY: per the contract; the workspace is writable.
+    unsafe {
+        stream_ref(stream)?;
         Ok(&mut *stream)
     }
 }
 
-/// A row of `len` samples at `row` as a slice of `T`, at least `width` long.
-///
-/// # Safety
-/// `row` is NULL or points to `len` samples of `T`.
-unsafe fn row_of<'a, T>(row: *const c_void, len: usize, width: usize) -> Status<&'a mut [T]> {
-    let p = row.cast::<T>().cast_mut();
+/// Checks a row pointer of `len` samples of `T` against the width.
+fn check_row<T>(row: *const c_void, len: usize, width: usize) -> Status<*const T> {
+    let p = row.cast::<T>();
     if p.is_null() {
         return Err(Code(N3NET_ERR_NULL_POINTER));
     }
@@ -229,8 +238,27 @@ unsafe fn row_of<'a, T>(row: *const c_void, len: usize, width: usize) -> Status<
     if len < width {
         return Err(Code(N3NET_ERR_BUFFER_TOO_SMALL));
     }
+    Ok(p)
+}
+
+/// The first `width` samples at `row` (read only: may be flash).
+///
+/// # Safety
+/// `row` is NULL or points to `len` readable samples of `T`.
+unsafe fn row_of<'a, T>(row: *const c_void, len: usize, width: usize) -> Status<&'a [T]> {
+    let p = check_row::<T>(row, len, width)?;
     // SAFETY: `width ≤ len` samples are there per the contract.
-    Ok(unsafe { slice::from_raw_parts_mut(p, width) })
+    Ok(unsafe { slice::from_raw_parts(p, width) })
+}
+
+/// The first `width` samples at `row`, writable.
+///
+/// # Safety
+/// `row` is NULL or points to `len` writable samples of `T`.
+unsafe fn row_mut_of<'a, T>(row: *mut c_void, len: usize, width: usize) -> Status<&'a mut [T]> {
+    let p = check_row::<T>(row, len, width)?;
+    // SAFETY: `width ≤ len` writable samples are there per the contract.
+    Ok(unsafe { slice::from_raw_parts_mut(p.cast_mut(), width) })
 }
 
 impl N3netStream {
@@ -301,9 +329,9 @@ pub unsafe extern "C" fn n3net_stream_pull_row(
         // SAFETY: per the contract.
         let got = unsafe {
             match s.format {
-                N3NET_FORMAT_U8 => s.pull::<u8>(row_of(row, len, w)?),
-                N3NET_FORMAT_U16 => s.pull::<u16>(row_of(row, len, w)?),
-                _ => s.pull::<f32>(row_of(row, len, w)?),
+                N3NET_FORMAT_U8 => s.pull::<u8>(row_mut_of(row, len, w)?),
+                N3NET_FORMAT_U16 => s.pull::<u16>(row_mut_of(row, len, w)?),
+                _ => s.pull::<f32>(row_mut_of(row, len, w)?),
             }?
         };
         Ok(i32::from(got))
@@ -316,9 +344,9 @@ pub unsafe extern "C" fn n3net_stream_pull_row(
 /// # Safety
 /// `stream` is NULL or an open stream.
 #[no_mangle]
-pub unsafe extern "C" fn n3net_stream_latency_rows(stream: *mut N3netStream) -> u32 {
+pub unsafe extern "C" fn n3net_stream_latency_rows(stream: *const N3netStream) -> u32 {
     // SAFETY: per the contract.
-    unsafe { stream_mut(stream) }.map_or(0, |s| {
+    unsafe { stream_ref(stream) }.map_or(0, |s| {
         u32::try_from(s.stream.latency_rows()).unwrap_or(u32::MAX)
     })
 }

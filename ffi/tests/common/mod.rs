@@ -21,9 +21,14 @@ impl Blob {
     pub fn new(bytes: &[u8]) -> Self {
         let mut words = vec![0u128; bytes.len().div_ceil(16)];
         // SAFETY: u128 storage viewed as bytes, within its length.
-        let dst = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 16) };
+        let dst = unsafe {
+            std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 16)
+        };
         dst[..bytes.len()].copy_from_slice(bytes);
-        Self { words, len: bytes.len() }
+        Self {
+            words,
+            len: bytes.len(),
+        }
     }
 
     pub fn bytes(&self) -> &[u8] {
@@ -66,7 +71,9 @@ impl Open {
     pub fn new(blob: &Blob, settings: Option<N3netSettings>) -> Self {
         // SAFETY: an array of integers; all zeroes is a closed handle.
         let mut model: Box<N3netModel> = Box::new(unsafe { std::mem::zeroed() });
-        let s = settings.as_ref().map_or(std::ptr::null(), |s| s as *const _);
+        let s = settings
+            .as_ref()
+            .map_or(std::ptr::null(), |s| s as *const _);
         let rc = unsafe { n3net_model_open(blob.bytes().as_ptr(), blob.len, s, &mut *model) };
         assert_eq!(rc, N3NET_OK, "open: {}", strerror(rc));
         Self { model }
@@ -104,11 +111,21 @@ pub fn image_u8(w: usize, h: usize) -> Vec<u8> {
 }
 
 pub fn sigma(s: f32) -> N3netNoise {
-    N3netNoise { kind: N3NET_NOISE_SIGMA, sigma: s, a: 0.0, b: 0.0 }
+    N3netNoise {
+        kind: N3NET_NOISE_SIGMA,
+        sigma: s,
+        a: 0.0,
+        b: 0.0,
+    }
 }
 
 pub fn profile(a: f32, b: f32) -> N3netNoise {
-    N3netNoise { kind: N3NET_NOISE_PROFILE, sigma: 0.0, a, b }
+    N3netNoise {
+        kind: N3NET_NOISE_PROFILE,
+        sigma: 0.0,
+        a,
+        b,
+    }
 }
 
 pub fn level(n: Option<N3netNoise>) -> NoiseLevel {
@@ -127,36 +144,89 @@ pub fn plane_ws(m: *const N3netModel, w: usize, h: usize) -> Vec<u8> {
 }
 
 pub fn geometry(w: usize, h: usize, src_stride: usize, dst_stride: usize) -> N3netGeometry {
-    N3netGeometry { width: w as u32, height: h as u32, src_stride, dst_stride }
+    N3netGeometry {
+        width: w as u32,
+        height: h as u32,
+        src_stride,
+        dst_stride,
+    }
 }
 
 /// `n3net_denoise_u8` on a packed image.
-pub fn denoise_u8(m: *const N3netModel, img: &[u8], w: usize, h: usize, noise: Option<N3netNoise>) -> Result<Vec<u8>, i32> {
+pub fn denoise_u8(
+    m: *const N3netModel,
+    img: &[u8],
+    w: usize,
+    h: usize,
+    noise: Option<N3netNoise>,
+) -> Result<Vec<u8>, i32> {
     let mut out = vec![0u8; w * h];
     let mut ws = plane_ws(m, w, h);
     let g = geometry(w, h, w, w);
     let np = noise.as_ref().map_or(std::ptr::null(), |n| n as *const _);
     let rc = unsafe {
-        n3net_denoise_u8(m, &g, img.as_ptr(), img.len(), out.as_mut_ptr(), out.len(), np, ws.as_mut_ptr().cast(), ws.len())
+        n3net_denoise_u8(
+            m,
+            &g,
+            img.as_ptr(),
+            img.len(),
+            out.as_mut_ptr(),
+            out.len(),
+            np,
+            ws.as_mut_ptr().cast(),
+            ws.len(),
+        )
     };
-    if rc == N3NET_OK { Ok(out) } else { Err(rc) }
+    if rc == N3NET_OK {
+        Ok(out)
+    } else {
+        Err(rc)
+    }
 }
 
 /// `n3net_denoise_f32` on a packed image.
-pub fn denoise_f32(m: *const N3netModel, img: &[f32], w: usize, h: usize, noise: Option<N3netNoise>) -> Result<Vec<f32>, i32> {
+pub fn denoise_f32(
+    m: *const N3netModel,
+    img: &[f32],
+    w: usize,
+    h: usize,
+    noise: Option<N3netNoise>,
+) -> Result<Vec<f32>, i32> {
     let mut out = vec![0f32; w * h];
     let mut ws = plane_ws(m, w, h);
     let g = geometry(w, h, w, w);
     let np = noise.as_ref().map_or(std::ptr::null(), |n| n as *const _);
     let rc = unsafe {
-        n3net_denoise_f32(m, &g, img.as_ptr(), img.len(), out.as_mut_ptr(), out.len(), np, ws.as_mut_ptr().cast(), ws.len())
+        n3net_denoise_f32(
+            m,
+            &g,
+            img.as_ptr(),
+            img.len(),
+            out.as_mut_ptr(),
+            out.len(),
+            np,
+            ws.as_mut_ptr().cast(),
+            ws.len(),
+        )
     };
-    if rc == N3NET_OK { Ok(out) } else { Err(rc) }
+    if rc == N3NET_OK {
+        Ok(out)
+    } else {
+        Err(rc)
+    }
 }
 
 /// The runtime's reference: its f32 denoiser on `img/255`, quantised like the image writer.
-pub fn reference_u8(model: &Model, img: &[u8], w: usize, h: usize, noise: Option<N3netNoise>) -> Vec<u8> {
+pub fn reference_u8(
+    model: &Model,
+    img: &[u8],
+    w: usize,
+    h: usize,
+    noise: Option<N3netNoise>,
+) -> Vec<u8> {
     let x: Vec<f32> = img.iter().map(|&v| f32::from(v) / 255.0).collect();
     let y = n3net_runtime::denoise::denoise_plane(model, &x, h, w, level(noise)).unwrap();
-    y.iter().map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()
+    y.iter()
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect()
 }
