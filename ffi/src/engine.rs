@@ -9,7 +9,8 @@ use n3net_core::workspace::{Carver, Layout};
 use n3net_core::{Isa, Network};
 
 use crate::error::{
-    Code, Status, N3NET_ERR_INTERNAL, N3NET_ERR_TOO_LARGE, N3NET_ERR_WORKSPACE_TOO_SMALL,
+    Code, Status, N3NET_ERR_INTERNAL, N3NET_ERR_INVALID_ARGUMENT, N3NET_ERR_TOO_LARGE,
+    N3NET_ERR_WORKSPACE_TOO_SMALL,
 };
 use crate::noise::Noise;
 
@@ -32,26 +33,47 @@ pub(crate) struct Cut {
     pub(crate) stripe: usize,
 }
 
+/// `(width, height)` as `usize`, neither zero.
+pub(crate) fn dims(width: u32, height: u32) -> Status<(usize, usize)> {
+    if width == 0 || height == 0 {
+        return Err(Code(N3NET_ERR_INVALID_ARGUMENT));
+    }
+    Ok((width as usize, height as usize))
+}
+
 impl Cut {
-    fn whole(&self) -> bool {
+    /// Whether one stream covers the whole width (no stripes).
+    pub(crate) fn whole(&self) -> bool {
         self.stripe == 0 || self.stripe >= self.width
     }
 
-    /// Widest input (stripe and halo) and output rows of a stream, and the
-    /// core's workspace bytes.
-    fn sizes(&self, net: &Network<'_>) -> Status<(usize, usize, usize)> {
-        if self.whole() {
+    /// Widest input (stripe and halo) and output rows of a stream, the
+    /// core's workspace bytes, and the total with the row buffers.
+    fn sizes(&self, net: &Network<'_>) -> Status<Sizes> {
+        let (input, output, core) = if self.whole() {
             let core = Stream::workspace_bytes(net, self.width)?;
-            return Ok((self.width, self.width, core));
-        }
-        let halo = Stream::max_halo(net)?;
-        let input = halo
-            .checked_mul(2)
-            .and_then(|h| h.checked_add(self.stripe))
-            .ok_or(Code(N3NET_ERR_TOO_LARGE))?
-            .min(self.width);
-        let core = Stream::stripe_workspace_bytes(net, self.stripe)?;
-        Ok((input, self.stripe, core))
+            (self.width, self.width, core)
+        } else {
+            let halo = Stream::max_halo(net)?;
+            let input = halo
+                .checked_mul(2)
+                .and_then(|h| h.checked_add(self.stripe))
+                .ok_or(Code(N3NET_ERR_TOO_LARGE))?
+                .min(self.width);
+            let core = Stream::stripe_workspace_bytes(net, self.stripe)?;
+            (input, self.stripe, core)
+        };
+        let too_large = Code(N3NET_ERR_TOO_LARGE);
+        let mut l = Layout::default();
+        l.push::<f32>(input.checked_mul(net.cin()).ok_or(too_large)?)?;
+        l.push::<f32>(output.checked_mul(net.cout()).ok_or(too_large)?)?;
+        let total = l.bytes()?.checked_add(core).ok_or(too_large)?;
+        Ok(Sizes {
+            input,
+            output,
+            core,
+            total,
+        })
     }
 
     /// The output columns of each stripe.
@@ -74,26 +96,18 @@ pub(crate) struct RowBufs<'a> {
     output: &'a mut [f32],
 }
 
+/// Sizes of a run ([`Cut::sizes`]).
+struct Sizes {
+    input: usize,
+    output: usize,
+    core: usize,
+    total: usize,
+}
+
 /// Workspace bytes of [`run`] (and of a stream over the whole width with
-/// `cut.stripe == 0`), and the part of them that is the core's.
-pub(crate) fn workspace_bytes(net: &Network<'_>, cut: &Cut) -> Status<(usize, usize)> {
-    let (input, output, core) = cut.sizes(net)?;
-    let mut l = Layout::default();
-    l.push::<f32>(
-        input
-            .checked_mul(net.cin())
-            .ok_or(Code(N3NET_ERR_TOO_LARGE))?,
-    )?;
-    l.push::<f32>(
-        output
-            .checked_mul(net.cout())
-            .ok_or(Code(N3NET_ERR_TOO_LARGE))?,
-    )?;
-    let total = l
-        .bytes()?
-        .checked_add(core)
-        .ok_or(Code(N3NET_ERR_TOO_LARGE))?;
-    Ok((total, core))
+/// `cut.stripe == 0`).
+pub(crate) fn workspace_bytes(net: &Network<'_>, cut: &Cut) -> Status<usize> {
+    Ok(cut.sizes(net)?.total)
 }
 
 /// Splits `ws` into the core's workspace and the row buffers.
@@ -102,16 +116,15 @@ pub(crate) fn carve<'a>(
     cut: &Cut,
     ws: &'a mut [u8],
 ) -> Status<(&'a mut [u8], RowBufs<'a>)> {
-    let (total, core) = workspace_bytes(net, cut)?;
-    if ws.len() < total {
+    let z = cut.sizes(net)?;
+    if ws.len() < z.total {
         return Err(Code(N3NET_ERR_WORKSPACE_TOO_SMALL));
     }
-    let (input, output, _) = cut.sizes(net)?;
-    let (core_ws, rest) = ws.split_at_mut(core);
+    let (core_ws, rest) = ws.split_at_mut(z.core);
     let mut c = Carver::new(rest)?;
     let bufs = RowBufs {
-        input: c.take::<f32>(input * net.cin())?,
-        output: c.take::<f32>(output * net.cout())?,
+        input: c.take::<f32>(z.input * net.cin())?,
+        output: c.take::<f32>(z.output * net.cout())?,
     };
     Ok((core_ws, bufs))
 }

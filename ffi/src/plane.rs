@@ -6,7 +6,7 @@ use core::mem::size_of;
 use core::ops::Range;
 use core::slice;
 
-use crate::engine::{self, Cut, Rows};
+use crate::engine::{self, dims, Cut, Rows};
 use crate::error::{
     guard, Code, Status, N3NET_ERR_BAD_CFA, N3NET_ERR_BUFFER_TOO_SMALL, N3NET_ERR_INVALID_ARGUMENT,
     N3NET_ERR_NULL_POINTER, N3NET_ERR_TOO_LARGE, N3NET_ERR_WORKSPACE_TOO_SMALL, N3NET_OK,
@@ -58,13 +58,6 @@ unsafe fn write_size(bytes: *mut usize, f: impl FnOnce() -> Status<usize>) -> i3
     })
 }
 
-fn dims(width: u32, height: u32) -> Status<(usize, usize)> {
-    if width == 0 || height == 0 {
-        return Err(Code(N3NET_ERR_INVALID_ARGUMENT));
-    }
-    Ok((width as usize, height as usize))
-}
-
 /// Workspace bytes of the whole-plane calls (`n3net_denoise_u8`, `_u16`,
 /// `_f32`) on `width × height` images with this model and its settings.
 /// Depends on the width (or the stripe width), never on the height.
@@ -95,7 +88,7 @@ fn plane_bytes(m: &ModelState, height: usize, width: usize) -> Status<usize> {
         width,
         stripe: m.stripe_columns,
     };
-    Ok(engine::workspace_bytes(m.network().as_ref()?, &cut)?.0)
+    engine::workspace_bytes(m.network().as_ref()?, &cut)
 }
 
 /// A checked strided buffer of `height` rows of `width` samples.
@@ -240,14 +233,14 @@ unsafe fn denoise_plane<T: Sample>(
             width: w,
             stripe: m.stripe_columns,
         };
-        check_overlap(&src, &dst, cut.stripe == 0 || cut.stripe >= w)?;
+        check_overlap(&src, &dst, cut.whole())?;
         let built = m.network();
         let net = built.as_ref()?;
         // SAFETY: per the contract, a non-null `noise` is readable.
         let noise = (!noise.is_null()).then(|| unsafe { noise.read_unaligned() });
         let noise = Noise::new(noise, net.cin())?;
         // SAFETY: per the contract.
-        let ws = unsafe { workspace_slice(ws, ws_len, engine::workspace_bytes(net, &cut)?.0)? };
+        let ws = unsafe { workspace_slice(ws, ws_len, engine::workspace_bytes(net, &cut)?)? };
         for y in 0..h {
             // SAFETY: inside the checked geometry; no slice is alive.
             T::check(unsafe { src.row(y, 0..w) }, max)?;
@@ -527,10 +520,9 @@ pub unsafe extern "C" fn n3net_denoise_bayer(
             width: w / 2,
             stripe: m.stripe_columns,
         };
-        let whole = cut.stripe == 0 || cut.stripe >= cut.width;
         let src = Buffer::new(src, src_len, g.src_stride, w, h)?;
         let dst = Buffer::new(dst, dst_len, g.dst_stride, w, h)?;
-        check_overlap(&src, &dst, whole)?;
+        check_overlap(&src, &dst, cut.whole())?;
         let built = m.network();
         let net = built.as_ref()?;
         let mut noises = [Noise::None; 4];
@@ -542,7 +534,7 @@ pub unsafe extern "C" fn n3net_denoise_bayer(
             workspace_slice(
                 workspace,
                 workspace_len,
-                engine::workspace_bytes(net, &cut)?.0,
+                engine::workspace_bytes(net, &cut)?,
             )?
         };
         for pos in 0..4 {

@@ -54,7 +54,6 @@ const HEAD: usize = SLOT_ALIGN - 1 + slot::<Network<'static>>() + slot::<N3netSt
 
 fn stream_bytes(net: &Network<'_>, cut: &Cut) -> Status<usize> {
     engine::workspace_bytes(net, cut)?
-        .0
         .checked_add(HEAD)
         .ok_or(Code(N3NET_ERR_TOO_LARGE))
 }
@@ -87,12 +86,10 @@ pub unsafe extern "C" fn n3net_stream_workspace_size(
 }
 
 fn whole(width: u32, height: u32) -> Status<Cut> {
-    if width == 0 || height == 0 {
-        return Err(Code(N3NET_ERR_INVALID_ARGUMENT));
-    }
+    let (width, height) = engine::dims(width, height)?;
     Ok(Cut {
-        height: height as usize,
-        width: width as usize,
+        height,
+        width,
         stripe: 0,
     })
 }
