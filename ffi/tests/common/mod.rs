@@ -152,20 +152,34 @@ pub fn geometry(w: usize, h: usize, src_stride: usize, dst_stride: usize) -> N3n
     }
 }
 
-/// `n3net_denoise_u8` on a packed image.
-pub fn denoise_u8(
+/// A whole-plane call of the C API (`n3net_denoise_u8` or `_f32`).
+pub type PlaneCall<T> = unsafe extern "C" fn(
+    *const N3netModel,
+    *const N3netGeometry,
+    *const T,
+    usize,
+    *mut T,
+    usize,
+    *const N3netNoise,
+    *mut std::ffi::c_void,
+    usize,
+) -> i32;
+
+/// `call` on a packed image, with a workspace of the queried size.
+pub fn denoise_with<T: Copy + Default>(
+    call: PlaneCall<T>,
     m: *const N3netModel,
-    img: &[u8],
+    img: &[T],
     w: usize,
     h: usize,
     noise: Option<N3netNoise>,
-) -> Result<Vec<u8>, i32> {
-    let mut out = vec![0u8; w * h];
+) -> Result<Vec<T>, i32> {
+    let mut out = vec![T::default(); w * h];
     let mut ws = plane_ws(m, w, h);
     let g = geometry(w, h, w, w);
     let np = noise.as_ref().map_or(std::ptr::null(), |n| n as *const _);
     let rc = unsafe {
-        n3net_denoise_u8(
+        call(
             m,
             &g,
             img.as_ptr(),
@@ -184,6 +198,17 @@ pub fn denoise_u8(
     }
 }
 
+/// `n3net_denoise_u8` on a packed image.
+pub fn denoise_u8(
+    m: *const N3netModel,
+    img: &[u8],
+    w: usize,
+    h: usize,
+    noise: Option<N3netNoise>,
+) -> Result<Vec<u8>, i32> {
+    denoise_with(n3net_denoise_u8, m, img, w, h, noise)
+}
+
 /// `n3net_denoise_f32` on a packed image.
 pub fn denoise_f32(
     m: *const N3netModel,
@@ -192,28 +217,7 @@ pub fn denoise_f32(
     h: usize,
     noise: Option<N3netNoise>,
 ) -> Result<Vec<f32>, i32> {
-    let mut out = vec![0f32; w * h];
-    let mut ws = plane_ws(m, w, h);
-    let g = geometry(w, h, w, w);
-    let np = noise.as_ref().map_or(std::ptr::null(), |n| n as *const _);
-    let rc = unsafe {
-        n3net_denoise_f32(
-            m,
-            &g,
-            img.as_ptr(),
-            img.len(),
-            out.as_mut_ptr(),
-            out.len(),
-            np,
-            ws.as_mut_ptr().cast(),
-            ws.len(),
-        )
-    };
-    if rc == N3NET_OK {
-        Ok(out)
-    } else {
-        Err(rc)
-    }
+    denoise_with(n3net_denoise_f32, m, img, w, h, noise)
 }
 
 /// The runtime's reference: its f32 denoiser on `img/255`, quantised like the image writer.
