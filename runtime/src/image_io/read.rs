@@ -217,6 +217,7 @@ fn png_err(path: &Path) -> impl FnOnce(png::DecodingError) -> ImageError + '_ {
 impl PngRows {
     fn open(path: &Path) -> Result<(Self, Dims), ImageError> {
         let file = File::open(path).map_err(io_err(path))?;
+        let file_len = regular_file_len(&file, path)?;
         let mut decoder = png::Decoder::new(BufReader::new(file));
         // EXPAND: palette -> RGB(A), low-bit grey -> 8 bit, tRNS -> alpha.
         decoder.set_transformations(png::Transformations::EXPAND);
@@ -235,7 +236,7 @@ impl PngRows {
             .checked_mul(samples * bytes_per_sample)
             .ok_or_else(|| too_large(path, &[height, width]))?;
         let frame = if interlaced {
-            Some(read_frame(path, &mut reader, &[height, width])?)
+            Some(read_frame(path, &mut reader, &[height, width], file_len)?)
         } else {
             None
         };
@@ -315,16 +316,31 @@ fn output_layout(
     Ok((samples, sixteen))
 }
 
+/// Deflate expands its input at most 1032-fold.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
 /// Decodes the whole frame of an interlaced image, reserving its buffer
-/// fallibly.
+/// fallibly. A regular file of `file_len` bytes holds at most
+/// [`MAX_DEFLATE_RATIO`] times as many bytes of image data: a frame larger
+/// than that is refused before its buffer is reserved, so that a forged
+/// header cannot claim gigabytes.
 fn read_frame(
     path: &Path,
     reader: &mut png::Reader<BufReader<File>>,
     dims: &[usize],
+    file_len: Option<u64>,
 ) -> Result<Frame, ImageError> {
     let total = reader
         .output_buffer_size()
         .ok_or_else(|| too_large(path, dims))?;
+    if let Some(len) = file_len {
+        if total as u64 > len.saturating_mul(MAX_DEFLATE_RATIO) {
+            return Err(decode_err(
+                path,
+                format!("a {len}-byte PNG cannot hold the {total}-byte image its header claims"),
+            ));
+        }
+    }
     let mut bytes: Vec<u8> = Vec::new();
     bytes
         .try_reserve_exact(total)
