@@ -33,20 +33,32 @@ pub enum NoiseLevel {
     },
 }
 
+/// Largest σ accepted, on the 0–255 scale (the default model was trained up
+/// to 75); a profile's σ at full scale, `sqrt(a + b)·255`, has the same
+/// bound. The C API's `N3NET_MAX_SIGMA`.
+pub const MAX_SIGMA: f32 = 1000.0;
+
 impl NoiseLevel {
-    /// Checks that this level suits a model with `in_channels` inputs and is
-    /// finite and non-negative.
+    /// Checks that this level is in range (σ in `[0, MAX_SIGMA]`; a profile's
+    /// `a`, `b` ≥ 0 with `a + b ≤ (MAX_SIGMA / 255)²`; NaN and infinities
+    /// are out of range), whatever the model, and that it suits a model with
+    /// `in_channels` inputs (a noise-conditioned model needs one).
     pub fn check(self, in_channels: usize) -> anyhow::Result<()> {
+        let max = MAX_SIGMA / 255.0;
+        match self {
+            NoiseLevel::Sigma(s) if !(0.0..=MAX_SIGMA).contains(&s) => {
+                bail!("the noise level must be finite, >= 0 and <= {MAX_SIGMA}, got {s}")
+            }
+            NoiseLevel::Profile { a, b } if !(a >= 0.0 && b >= 0.0 && a + b <= max * max) => {
+                bail!(
+                    "the noise profile A,B must be finite and >= 0, with sqrt(A + B)·255 <= \
+                     {MAX_SIGMA}, got {a},{b}"
+                )
+            }
+            _ => {}
+        }
         match (in_channels, self) {
             (1, _) => Ok(()),
-            (2, NoiseLevel::Sigma(s)) if !(s.is_finite() && s >= 0.0) => {
-                bail!("the noise level must be finite and >= 0, got {s}")
-            }
-            (2, NoiseLevel::Profile { a, b })
-                if !(a.is_finite() && b.is_finite() && a >= 0.0 && b >= 0.0) =>
-            {
-                bail!("the noise profile A,B must be finite and >= 0, got {a},{b}")
-            }
             (2, NoiseLevel::Unknown) => {
                 bail!("this model is noise-level conditioned: give --sigma or --noise-profile")
             }

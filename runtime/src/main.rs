@@ -123,8 +123,8 @@ struct DenoiseArgs {
     /// (models/n3net-gray-blind.onnx, noise-level conditioned).
     #[arg(long, short)]
     model: Option<PathBuf>,
-    /// Noise level σ on the 0–255 scale (a noise-conditioned model needs
-    /// this or --noise-profile).
+    /// Noise level σ on the 0–255 scale, at most 1000 (a noise-conditioned
+    /// model needs this or --noise-profile).
     #[arg(long, short, conflicts_with = "noise_profile")]
     sigma: Option<f32>,
     /// Poisson–Gaussian noise profile `A,B`: the noise variance at a pixel
