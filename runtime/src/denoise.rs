@@ -96,9 +96,23 @@ pub fn network_input(model: &Model, image: &[f32], noise: NoiseLevel) -> anyhow:
     Ok(v)
 }
 
+/// Refuses output values that are NaN or infinite: weights far outside any
+/// trained range can overflow on an image, and such samples are an error
+/// rather than a result.
+fn check_finite(values: &[f32]) -> anyhow::Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => bail!(
+            "the model's output is not finite ({} at sample {i}): its values overflow on this image",
+            values[i]
+        ),
+        None => Ok(()),
+    }
+}
+
 /// Denoises one `height × width` grey plane with `model`, whole-image: an
 /// f32 model through the core's whole-image plan, f16 and q16 models through
-/// a stream over the whole width (bit-identical ways for f32).
+/// a stream over the whole width (bit-identical ways for f32). Output that
+/// is not finite is an error.
 pub fn denoise_plane(
     model: &Model,
     image: &[f32],
@@ -111,14 +125,17 @@ pub fn denoise_plane(
     }
     let net = model.network()?;
     let input = network_input(model, image, noise)?;
-    if net.precision() != Precision::F32 {
-        return stream_planes(&net, &input, height, width);
-    }
-    let plan = Plan::new(&net, height, width, Isa::detect())
-        .with_context(|| format!("cannot run a {width}×{height} image"))?;
-    let mut output = vec![0.0; net.cout() * height * width];
-    let mut ws = vec![0u8; plan.workspace_bytes()];
-    plan.run(&input, &mut output, &mut ws)?;
+    let output = if net.precision() != Precision::F32 {
+        stream_planes(&net, &input, height, width)?
+    } else {
+        let plan = Plan::new(&net, height, width, Isa::detect())
+            .with_context(|| format!("cannot run a {width}×{height} image"))?;
+        let mut output = vec![0.0; net.cout() * height * width];
+        let mut ws = vec![0u8; plan.workspace_bytes()];
+        plan.run(&input, &mut output, &mut ws)?;
+        output
+    };
+    check_finite(&output)?;
     Ok(output)
 }
 
@@ -265,7 +282,8 @@ pub fn plan_striping(
 /// output is encoded row by row as it comes; with several, stripes run on
 /// `threads` threads and write their pieces in place (a PNG is assembled
 /// from a scratch file). The output is bit-identical to [`denoise_plane`]
-/// for any stripe width and thread count. `progress(rows, total)` gets the
+/// for any stripe width and thread count, and an output sample that is not
+/// finite is an error, as there. `progress(rows, total)` gets the
 /// rows each stripe finishes as it goes, out of `total = height × stripes`.
 pub fn denoise_file(
     model: &Model,
@@ -376,6 +394,7 @@ impl StripeJob<'_, '_> {
                     break;
                 }
                 for r in out.chunks_exact(cols.len()).take(n) {
+                    check_finite(r).with_context(|| format!("row {done}"))?;
                     sink(done, r)?;
                     done += 1;
                 }
