@@ -1,5 +1,6 @@
 //! The streaming executor against the whole-image plan: bit-identical output
 //! for every way of pushing rows, bounded memory, latency and errors.
+#![forbid(unsafe_code)]
 
 mod common;
 
@@ -359,6 +360,58 @@ fn rows_become_final_exactly_at_the_documented_latency() {
             assert_eq!(got, want, "after {p} rows");
         }
     }
+}
+
+#[test]
+fn latency_of_any_height_is_the_worst_row() {
+    // `latency_for` scans the border zones and one period of the patch
+    // grids; here every row is scanned instead, for grids of several
+    // strides, patch sides, windows and depths, over heights from one
+    // patch to well past the zones.
+    let mut cases = 0;
+    for (stride, patch, window, blocks, dncnn_depth, kernels) in [
+        (1, 1, 3, 1, 1, &[1usize][..]),
+        (1, 3, 5, 2, 2, &[3]),
+        (2, 2, 3, 1, 3, &[3, 1]),
+        (3, 7, 5, 2, 2, &[5, 3]),
+        (4, 6, 9, 3, 1, &[3]),
+        (5, 10, 15, 2, 6, &[3]),
+        (6, 6, 7, 2, 2, &[1, 3]),
+        (7, 9, 3, 0, 4, &[3]),
+    ] {
+        let mut spec = Spec::paper(1);
+        spec.features = 2;
+        spec.channels = 2;
+        spec.embed_depth = 2;
+        spec.blocks = blocks;
+        spec.dncnn_depth = dncnn_depth;
+        spec.kernels = kernels;
+        spec.n3.k = 1;
+        spec.n3.stride = stride;
+        spec.n3.patch = patch;
+        spec.n3.window = window;
+        let rn = RandomNet::new(spec, 3);
+        let net = rn.network();
+        let w = 2 * patch;
+        let mut ws = vec![0u8; Stream::workspace_bytes(&net, w).unwrap()];
+        for h in (2 * patch..400).chain([997, 1024, 2311]) {
+            let s = Stream::new(&net, h, w, Isa::Generic, &mut ws).unwrap();
+            let worst = (0..h).map(|r| s.rows_needed(r) - 1 - r).max().unwrap();
+            assert_eq!(
+                s.latency_rows(),
+                worst,
+                "stride {stride} patch {patch} h {h}"
+            );
+            cases += 1;
+        }
+    }
+    // A stream of a very tall image opens at once.
+    let rn = RandomNet::new(Spec::paper(1), 1);
+    let net = rn.network();
+    let lat = Stream::latency_for(&net, 1 << 40).unwrap();
+    // 100_001 has the same grid padding as 2^40 (both are 1 mod 5 past a patch).
+    assert_eq!(lat, Stream::latency_for(&net, 100_001).unwrap());
+    println!("latency: {cases} heights checked row by row");
 }
 
 /// Numbers for the report: `cargo test --release -p n3net-core --test stream

@@ -778,10 +778,35 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             let a = Axis::new(height, b.params.patch, b.params.stride)?;
             axes.push(a).map_err(|_| too_deep())?;
         }
-        Ok((0..height)
-            .map(|r| rows_needed(net, height, r, |b| axes[b]) - 1 - r)
-            .max()
-            .unwrap_or(0))
+        let lag = |r: usize| rows_needed(net, height, r, |b| axes[b]) - 1 - r;
+        // Away from the borders a row's lag depends only on its phase in
+        // the patch grids: from `top` on, no search window is shifted at
+        // the top border, and until `height − bottom` none is shifted at
+        // the bottom border nor clamped to the image, so the lag repeats
+        // with the period `lcm` of the strides; the border zones can only
+        // lower it at the bottom. One period after the top zone and the
+        // bottom zone hold every value, so a tall image costs no more than
+        // a short one.
+        let (mut top, mut period) = (0usize, 1usize);
+        for dn in net.dncnn() {
+            top = add(top, sum_pad(dn))?;
+        }
+        for b in net.n3() {
+            let p = &b.params;
+            top = add(top, mul(p.stride, p.window)?)?;
+            period = lcm(period, p.stride).ok_or(Error::new(
+                ErrorKind::TooLarge,
+                "patch strides: period overflows",
+            ))?;
+        }
+        let bottom = add(mul(2, Self::max_halo(net)?)?, top)?;
+        let scan = add(add(top, period)?, bottom)?;
+        if scan >= height {
+            return Ok((0..height).map(lag).max().unwrap_or(0));
+        }
+        let head = (0..top + period).map(lag).max().unwrap_or(0);
+        let tail = (height - bottom..height).map(lag).max().unwrap_or(0);
+        Ok(head.max(tail))
     }
 
     /// Output rows final after `pushed` input rows.
@@ -1244,6 +1269,15 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
 
 /// Input rows that must have been pushed for output row `r` of an image
 /// `h` rows tall to be final; `rows(b)` is block `b`'s patch grid along rows.
+/// Least common multiple, `None` on overflow.
+fn lcm(a: usize, b: usize) -> Option<usize> {
+    let (mut x, mut y) = (a, b);
+    while y != 0 {
+        (x, y) = (y, x % y);
+    }
+    (a / x).checked_mul(b)
+}
+
 fn rows_needed(net: &Network<'_>, h: usize, r: usize, rows: impl Fn(usize) -> Axis) -> usize {
     let mut y = r.min(h - 1);
     for s in (0..net.dncnn().len()).rev() {
