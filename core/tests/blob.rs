@@ -3,6 +3,7 @@
 //! error kinds, and every single-byte corruption and truncation of the
 //! 16-bit blobs is rejected. Blobs of whole models are tested against the
 //! runtime's writer in `runtime/tests/blob.rs`.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use half::f16;
 use n3net_core::blob::{self, ModelBlob, Precision};

@@ -2,6 +2,7 @@
 //! streamed, q16 the same bits with every kernel, a golden checksum of a
 //! q16 fixture (run on x86-64 and, in CI, on aarch64 under qemu), and the
 //! workspace of the 16-bit precisions.
+#![forbid(unsafe_code)]
 
 mod common;
 

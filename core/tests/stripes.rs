@@ -1,6 +1,7 @@
 //! Column stripes against the whole-image plan: every stripe of a striped
 //! stream gives bit-identical output columns, for any stripe width and any
 //! way of pushing rows, in a workspace that depends on the stripe width only.
+#![forbid(unsafe_code)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The C ABI gives the runtime's results: the same bytes as the runtime's
 //! f32 denoiser for 8-bit, 16-bit and float planes, with strides, in place,
 //! in stripes, through the stream API and for Bayer mosaics.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod common;
 
@@ -58,6 +59,7 @@ fn strides_in_place_stripes_and_generic_kernels_give_the_same_bytes() {
     let mut dst = vec![0xAAu8; ds * H];
     let mut ws = plane_ws(m.ptr(), W, H);
     let g = geometry(W, H, ss, ds);
+    // SAFETY: open model; each pointer is valid for the length passed.
     let rc = unsafe {
         n3net_denoise_u8(
             m.ptr(),
@@ -81,6 +83,7 @@ fn strides_in_place_stripes_and_generic_kernels_give_the_same_bytes() {
 
     // In place, with a stride.
     let g = geometry(W, H, ss, ss);
+    // SAFETY: open model; each pointer is valid for the length passed.
     let rc = unsafe {
         n3net_denoise_u8(
             m.ptr(),
@@ -121,6 +124,7 @@ fn strides_in_place_stripes_and_generic_kernels_give_the_same_bytes() {
         }),
     );
     let (mut a, mut b) = (0, 0);
+    // SAFETY: open model; each pointer is valid for the length passed.
     unsafe {
         n3net_workspace_size(striped.ptr(), 4000, 10, &mut a);
         n3net_workspace_size(striped.ptr(), 8000, 10, &mut b);
@@ -143,6 +147,7 @@ fn u16_planes_of_any_bit_depth() {
         let mut ws = plane_ws(m.ptr(), W, H);
         let g = geometry(W, H, W, W);
         let noise = sigma(25.0);
+        // SAFETY: open model; each pointer is valid for the length passed.
         let rc = unsafe {
             n3net_denoise_u16(
                 m.ptr(),
@@ -178,10 +183,12 @@ fn stream_rows_give_the_plane_output() {
     let want = denoise_u8(m.ptr(), &img, W, H, Some(noise)).unwrap();
     let mut n = 0;
     assert_eq!(
+        // SAFETY: open model; each pointer is valid for the length passed.
         unsafe { n3net_stream_workspace_size(m.ptr(), W as u32, H as u32, &mut n) },
         N3NET_OK
     );
     let mut n_tall = 0;
+    // SAFETY: open model; each pointer is valid for the length passed.
     unsafe { n3net_stream_workspace_size(m.ptr(), W as u32, 100_000, &mut n_tall) };
     assert_eq!(
         n, n_tall,
@@ -190,6 +197,7 @@ fn stream_rows_give_the_plane_output() {
     // An odd offset: the stream aligns its state itself.
     let mut ws = vec![0u8; n + 1];
     let mut s: *mut N3netStream = std::ptr::null_mut();
+    // SAFETY: open model; each pointer is valid for the length passed.
     let rc = unsafe {
         n3net_stream_open(
             m.ptr(),
@@ -204,27 +212,33 @@ fn stream_rows_give_the_plane_output() {
         )
     };
     assert_eq!(rc, N3NET_OK, "{}", strerror(rc));
+    // SAFETY: open model; each pointer is valid for the length passed.
     assert!(unsafe { n3net_stream_latency_rows(s) } > 0);
     let mut out = Vec::new();
     let mut row = vec![0u8; W];
     for y in 0..H {
         assert_eq!(
+            // SAFETY: open model; each pointer is valid for the length passed.
             unsafe { n3net_stream_push_row(s, img[y * W..].as_ptr().cast(), W) },
             N3NET_OK
         );
+        // SAFETY: open model; each pointer is valid for the length passed.
         while unsafe { n3net_stream_pull_row(s, row.as_mut_ptr().cast(), W) } == 1 {
             out.extend_from_slice(&row);
         }
     }
     assert_eq!(out, want);
     assert_eq!(
+        // SAFETY: open model; each pointer is valid for the length passed.
         unsafe { n3net_stream_push_row(s, img.as_ptr().cast(), W) },
         N3NET_ERR_STREAM_STATE
     );
     assert_eq!(
+        // SAFETY: open model; each pointer is valid for the length passed.
         unsafe { n3net_stream_pull_row(s, row.as_mut_ptr().cast(), W) },
         0
     );
+    // SAFETY: open model; each pointer is valid for the length passed.
     unsafe { n3net_stream_close(&mut s) };
     assert!(s.is_null());
 }
@@ -280,12 +294,14 @@ fn bayer_denoises_each_colour_plane_with_its_noise() {
         };
         let mut n = 0;
         assert_eq!(
+            // SAFETY: open model; each pointer is valid for the length passed.
             unsafe { n3net_bayer_workspace_size(m.ptr(), w as u32, h as u32, &mut n) },
             N3NET_OK
         );
         let mut ws = vec![0u8; n];
         let mut out = vec![0u16; w * h];
         let g = geometry(w, h, w, w);
+        // SAFETY: open model; each pointer is valid for the length passed.
         let rc = unsafe {
             n3net_denoise_bayer(
                 m.ptr(),

@@ -1,5 +1,6 @@
 //! `include/n3net.h` is exactly what cbindgen makes of the code. Regenerate
 //! it with `N3NET_BLESS=1 cargo test -p n3net-ffi --test header`.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 

@@ -1,4 +1,5 @@
 //! `n3net`: denoise images, evaluate and inspect N³Net models.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -3,6 +3,7 @@
 //! round trips, alignment, every single-byte corruption and truncation of
 //! small f32, f16 and q16 blobs, the header and q16 section errors, and the
 //! `n3net convert` / `info` / `denoise` commands.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,6 +1,7 @@
 //! The shipped default model (`models/n3net-gray-blind.onnx`, built into the
 //! library), the noise-level inputs and the command-line tool around it.
 //! Needs no data outside the repository.
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

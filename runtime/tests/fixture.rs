@@ -1,6 +1,7 @@
 //! The core against PyTorch and tract on the committed reduced random-weight
 //! fixtures (`tests/fixtures/`, made by `python/make_fixture.py`). Needs no
 //! data outside the repository.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 

@@ -1,4 +1,5 @@
 //! Every malformed or foreign ONNX file gets its own clear error, never a panic.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 

@@ -2,6 +2,7 @@
 //! folder, blobs that `denoise`, `eval` and `info` run in their precision,
 //! accuracy against f32 on the committed sample, and the errors. Needs no
 //! data outside the repository.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -1,6 +1,7 @@
 //! `denoise_file`: the streamed, striped, threaded path from an image file to
 //! an image file gives exactly the whole-image output, whatever the stripe
 //! width and the number of threads; and its errors.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::Command;

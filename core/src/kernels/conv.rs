@@ -211,12 +211,18 @@ mod avx2 {
         }
     }
 
+    /// Output row `y` of channels `co .. co + CB`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `a` holds buffers of the lengths
+    /// `conv2d` checks, `co + CB` output channels exist and `y` is a row of
+    /// the output.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn row<const CB: usize>(a: &Args, co: usize, y: usize) {
         let w = a.src.width;
         let mut x = 0;
-        // SAFETY (all three calls): x + lanes <= w keeps loads and stores inside
+        // SAFETY: for all three calls, x + lanes <= w keeps loads and stores inside
         // row y of the padded planes; the masked tail touches only lanes < w - x.
         unsafe {
             if a.k == 3 {
@@ -235,6 +241,12 @@ mod avx2 {
         }
     }
 
+    /// `NV` vectors of output row `y` from column `x`, channels
+    /// `co .. co + CB` (`lanes` columns when `MASKED`).
+    ///
+    /// # Safety
+    /// As [`row`]; besides, `x + 8·NV <= width` or, when `MASKED`,
+    /// `x + lanes <= width` with `lanes < 8`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn tile<const CB: usize, const NV: usize, const MASKED: bool, const K: usize>(

@@ -49,6 +49,11 @@ impl Isa {
 mod x86 {
     use core::arch::x86_64::{__cpuid, __cpuid_count, CpuidResult};
 
+    /// The XCR0 register: which register states the OS saves.
+    ///
+    /// # Safety
+    /// The CPU must support XSAVE and the OS must have enabled it (CPUID
+    /// OSXSAVE), or XGETBV faults.
     #[target_feature(enable = "xsave")]
     unsafe fn xcr0() -> u64 {
         // SAFETY: only called after CPUID reported OSXSAVE, so XGETBV exists.

@@ -179,6 +179,11 @@ mod avx2 {
     }
 
     /// Columns `m .. m + 16` of neighbours `j0 .. j0 + kb`, over every candidate.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; `indices` select rows of `data`
+    /// (`dim` values each), `m + 16 <= dim`, `kb <= KB`, `weights` hold
+    /// `(j0 + kb)·n` and `out` `(j0 + kb)·dim` values.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx2,fma")]

@@ -46,6 +46,7 @@
 //! crate's README for the commands.
 #![no_std]
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod denoiser;
 mod error;

@@ -1,4 +1,5 @@
 //! The 8-bit conversions against their definitions in `std`.
+#![forbid(unsafe_code)]
 
 use n3net_embedded_hal_example::{to_u8, to_unit};
 

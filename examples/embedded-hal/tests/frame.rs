@@ -1,6 +1,7 @@
 //! The example end to end on the host: a frame read row by row through a
 //! mocked SPI sensor, denoised, and compared with the core's stream run
 //! directly on the same input; and every way it can fail without panicking.
+#![forbid(unsafe_code)]
 
 mod common;
 

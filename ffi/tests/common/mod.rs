@@ -74,6 +74,7 @@ impl Open {
         let s = settings
             .as_ref()
             .map_or(std::ptr::null(), |s| s as *const _);
+        // SAFETY: the blob holds `blob.len` bytes; settings and model are valid.
         let rc = unsafe { n3net_model_open(blob.bytes().as_ptr(), blob.len, s, &mut *model) };
         assert_eq!(rc, N3NET_OK, "open: {}", strerror(rc));
         Self { model }
@@ -86,11 +87,13 @@ impl Open {
 
 impl Drop for Open {
     fn drop(&mut self) {
+        // SAFETY: the model was opened by `new` and is closed once.
         unsafe { n3net_model_close(&mut *self.model) };
     }
 }
 
 pub fn strerror(code: i32) -> String {
+    // SAFETY: `n3net_strerror` returns a static NUL-terminated string.
     unsafe { std::ffi::CStr::from_ptr(n3net_strerror(code)) }
         .to_string_lossy()
         .into_owned()
@@ -138,6 +141,7 @@ pub fn level(n: Option<N3netNoise>) -> NoiseLevel {
 
 pub fn plane_ws(m: *const N3netModel, w: usize, h: usize) -> Vec<u8> {
     let mut n = 0usize;
+    // SAFETY: `m` is an open model and `n` is writable.
     let rc = unsafe { n3net_workspace_size(m, w as u32, h as u32, &mut n) };
     assert_eq!(rc, N3NET_OK);
     vec![0u8; n]
@@ -178,6 +182,7 @@ pub fn denoise_with<T: Copy + Default>(
     let mut ws = plane_ws(m, w, h);
     let g = geometry(w, h, w, w);
     let np = noise.as_ref().map_or(std::ptr::null(), |n| n as *const _);
+    // SAFETY: open model; each pointer is valid for the length passed.
     let rc = unsafe {
         call(
             m,
