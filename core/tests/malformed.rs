@@ -5,6 +5,7 @@
 //! alignment. Nothing may panic, and a refused call writes nothing.
 //!
 //! Every test prints its number of cases (`--nocapture`).
+#![forbid(unsafe_code)]
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! repeats every layout and adds q16.)
 //!
 //! Each test prints its number of cases (`--nocapture`).
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 

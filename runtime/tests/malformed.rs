@@ -6,6 +6,7 @@
 //! header claims.
 //!
 //! Every test prints its number of cases (`--nocapture`).
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
