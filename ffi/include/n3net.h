@@ -47,7 +47,10 @@
 // The image is smaller than the network's patch grid needs.
 #define N3NET_ERR_IMAGE_TOO_SMALL -6
 
-// A float input sample is NaN or infinite.
+// A float input sample is NaN or infinite (refused before anything is
+// written), or float samples far outside `[0, 1]` made values overflow
+// inside the network (the call stops at the first row that is not
+// finite: the rows before it are written, a stream cannot go on).
 #define N3NET_ERR_NON_FINITE_INPUT -7
 
 // The noise level does not suit the model: missing for a noise-conditioned

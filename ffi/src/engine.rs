@@ -9,8 +9,8 @@ use n3net_core::workspace::{Carver, Layout};
 use n3net_core::{Isa, Network};
 
 use crate::error::{
-    Code, Status, N3NET_ERR_INTERNAL, N3NET_ERR_INVALID_ARGUMENT, N3NET_ERR_TOO_LARGE,
-    N3NET_ERR_WORKSPACE_TOO_SMALL,
+    Code, Status, N3NET_ERR_INTERNAL, N3NET_ERR_INVALID_ARGUMENT, N3NET_ERR_NON_FINITE_INPUT,
+    N3NET_ERR_TOO_LARGE, N3NET_ERR_WORKSPACE_TOO_SMALL,
 };
 use crate::noise::Noise;
 
@@ -180,7 +180,9 @@ pub(crate) fn push(
 }
 
 /// Pulls the next final row, if any, and hands it to `write` with its row
-/// index and image columns; returns whether there was one.
+/// index and image columns; returns whether there was one. A row that is
+/// not finite (float samples far outside `[0, 1]` overflowed inside the
+/// network) is `N3NET_ERR_NON_FINITE_INPUT` and is not written.
 pub(crate) fn pull(
     s: &mut Stream<'_, '_, '_>,
     bufs: &mut RowBufs<'_>,
@@ -195,6 +197,10 @@ pub(crate) fn pull(
     if s.pull_rows(&mut bufs.output[..w])? != 1 {
         return Err(Code(N3NET_ERR_INTERNAL));
     }
-    write(y, cols, &bufs.output[..w]);
+    let row = &bufs.output[..w];
+    if !row.iter().all(|v| v.is_finite()) {
+        return Err(Code(N3NET_ERR_NON_FINITE_INPUT));
+    }
+    write(y, cols, row);
     Ok(true)
 }

@@ -23,7 +23,10 @@ pub const N3NET_ERR_BUFFER_TOO_SMALL: i32 = -4;
 pub const N3NET_ERR_WORKSPACE_TOO_SMALL: i32 = -5;
 /// The image is smaller than the network's patch grid needs.
 pub const N3NET_ERR_IMAGE_TOO_SMALL: i32 = -6;
-/// A float input sample is NaN or infinite.
+/// A float input sample is NaN or infinite (refused before anything is
+/// written), or float samples far outside `[0, 1]` made values overflow
+/// inside the network (the call stops at the first row that is not
+/// finite: the rows before it are written, a stream cannot go on).
 pub const N3NET_ERR_NON_FINITE_INPUT: i32 = -7;
 /// The noise level does not suit the model: missing for a noise-conditioned
 /// model, given to a fixed-σ model, of unknown kind, NaN, negative or above
@@ -116,7 +119,7 @@ const MESSAGES: [(i32, &core::ffi::CStr); 21] = [
     (N3NET_ERR_BUFFER_TOO_SMALL, c"source or destination buffer too small for the geometry"),
     (N3NET_ERR_WORKSPACE_TOO_SMALL, c"workspace smaller than its size query"),
     (N3NET_ERR_IMAGE_TOO_SMALL, c"image smaller than the network's patch grid"),
-    (N3NET_ERR_NON_FINITE_INPUT, c"input sample is NaN or infinite"),
+    (N3NET_ERR_NON_FINITE_INPUT, c"input sample is NaN or infinite, or values overflowed inside the network"),
     (N3NET_ERR_NOISE_LEVEL, c"noise level missing, unexpected or out of range for this model"),
     (N3NET_ERR_BAD_CFA, c"unknown CFA pattern, odd mosaic size, or black level not below white level"),
     (N3NET_ERR_BAD_MAGIC, c"not an n3net weight blob (bad magic)"),

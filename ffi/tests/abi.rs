@@ -333,3 +333,63 @@ fn bayer_denoises_each_colour_plane_with_its_noise() {
         }
     }
 }
+
+#[test]
+fn float_samples_that_overflow_inside_the_network_are_an_error_never_written() {
+    // Found by the `capi` fuzz target: finite float samples far outside
+    // [0, 1] overflow inside the network. Nothing that is not finite may
+    // reach the caller: the plane call and the stream stop with
+    // N3NET_ERR_NON_FINITE_INPUT.
+    let (_, blob) = tiny();
+    let m = Open::new(&blob, None);
+    let (w, h) = (24, 20);
+    let img: Vec<f32> = (0..w * h)
+        .map(|i| if i % 2 == 0 { 3e38 } else { -3e38 })
+        .collect();
+    assert_eq!(
+        denoise_f32(m.ptr(), &img, w, h, None),
+        Err(N3NET_ERR_NON_FINITE_INPUT)
+    );
+    let mut n = 0;
+    // SAFETY: open model; `n` is writable.
+    let rc = unsafe { n3net_stream_workspace_size(m.ptr(), w as u32, h as u32, &mut n) };
+    assert_eq!(rc, N3NET_OK);
+    let mut ws = vec![0u8; n];
+    let mut s: *mut N3netStream = std::ptr::null_mut();
+    // SAFETY: open model; the workspace holds `n` bytes; `s` is writable.
+    let rc = unsafe {
+        n3net_stream_open(
+            m.ptr(),
+            w as u32,
+            h as u32,
+            N3NET_FORMAT_F32,
+            0,
+            std::ptr::null(),
+            ws.as_mut_ptr().cast(),
+            ws.len(),
+            &mut s,
+        )
+    };
+    assert_eq!(rc, N3NET_OK);
+    let mut row = vec![0f32; w];
+    let mut codes = Vec::new();
+    for y in 0..h {
+        // SAFETY: the stream is open; the rows hold `w` floats.
+        unsafe {
+            codes.push(n3net_stream_push_row(s, img[y * w..].as_ptr().cast(), w));
+            loop {
+                let rc = n3net_stream_pull_row(s, row.as_mut_ptr().cast(), w);
+                if rc != 1 {
+                    codes.push(rc);
+                    break;
+                }
+                assert!(row.iter().all(|v| v.is_finite()));
+            }
+        }
+    }
+    assert!(codes.iter().all(|&c| c <= 0));
+    assert!(codes.contains(&N3NET_ERR_NON_FINITE_INPUT));
+    // SAFETY: the stream is open and closed once.
+    unsafe { n3net_stream_close(&mut s) };
+    assert!(s.is_null());
+}
