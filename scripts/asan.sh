@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the Rust tests of the core and the C ABI (unit, integration and doc
+# tests) under AddressSanitizer, with LeakSanitizer on (nightly toolchain,
+# -Zsanitizer=address), optimised, with debug assertions and overflow checks
+# on. Any report fails the run.
+#
+#   scripts/asan.sh [extra cargo test arguments]
+#
+# The build uses the compiler flags, profile and target folder of
+# `cargo fuzz build` (fuzz/target), so that the dependencies the fuzz
+# targets built (tract among them) are reused, not built a second time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+toolchain="${N3NET_ASAN_TOOLCHAIN:-+nightly}"
+host=$(rustc "$toolchain" -vV | sed -n 's/^host: //p')
+# cargo-fuzz 0.13's flags for `cargo fuzz build` (ASan, coverage counters).
+export RUSTFLAGS=" -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing \
+-Cllvm-args=-simplifycfg-branch-fold-threshold=0 -Zsanitizer=address \
+-Cllvm-args=-sanitizer-coverage-stack-depth -Cdebug-assertions -Ccodegen-units=1"
+export RUSTDOCFLAGS="-Zsanitizer=address"
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=1:detect_odr_violation=0"
+# --target keeps build scripts and proc macros uninstrumented.
+cargo "$toolchain" test --release --target "$host" --target-dir fuzz/target \
+    --config 'profile.release.debug="line-tables-only"' \
+    -p n3net-core -p n3net-ffi "$@"
