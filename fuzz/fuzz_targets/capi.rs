@@ -7,6 +7,7 @@
 //! only finite values. AddressSanitizer checks every access against the
 //! lengths passed.
 #![no_main]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use core::ffi::c_void;
 use core::mem::MaybeUninit;

@@ -7,6 +7,7 @@
 //! (one input channel, f32) and `tiny-2ch-q16.n3b` (image and σ channels,
 //! q16), small enough that a fuzz input runs the whole network in
 //! milliseconds.
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 
