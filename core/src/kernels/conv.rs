@@ -57,6 +57,8 @@ pub fn conv2d_band(
     }
     match isa {
         Isa::Generic => reference(layer, w, src, input, dst, output, rows),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => reference(layer, w, src, input, dst, output, rows),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Avx2Fma` value exists only when the CPU has AVX2 and FMA,
         // and `check` verified every buffer length the kernel indexes.

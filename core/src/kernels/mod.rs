@@ -17,6 +17,9 @@ pub enum Isa {
     /// x86-64 with AVX2, FMA and F16C (only constructed after checking the CPU).
     #[cfg(target_arch = "x86_64")]
     Avx2Fma(Avx2Token),
+    /// aarch64 Advanced SIMD (NEON), part of every AArch64 CPU.
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
 /// Proof that the CPU supports AVX2, FMA and F16C; only [`Isa::detect`] makes one.
@@ -32,6 +35,9 @@ impl Isa {
         if x86::has_avx2_fma() {
             return Isa::Avx2Fma(Avx2Token(()));
         }
+        #[cfg(target_arch = "aarch64")]
+        return Isa::Neon;
+        #[cfg(not(target_arch = "aarch64"))]
         Isa::Generic
     }
 
@@ -41,6 +47,8 @@ impl Isa {
             Isa::Generic => "generic",
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma(_) => "avx2+fma",
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => "neon",
         }
     }
 }

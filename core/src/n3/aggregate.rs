@@ -115,6 +115,8 @@ pub fn aggregate_with(
     check_lengths(dim, indices.len(), k, weights.len(), out.len())?;
     match isa {
         Isa::Generic => aggregate_ref(data, dim, indices, weights, out),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => aggregate_ref(data, dim, indices, weights, out),
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Avx2Fma` proves the CPU features; lengths and indices were checked above.
         Isa::Avx2Fma(_) => unsafe { avx2::aggregate(data, dim, indices, weights, out) },
