@@ -60,6 +60,7 @@ pub mod kernels;
 pub mod math;
 pub mod model;
 pub mod n3;
+pub mod parallel;
 pub mod tensor;
 pub mod workspace;
 
@@ -68,3 +69,4 @@ pub use error::{Error, ErrorKind};
 pub use exec::Plan;
 pub use kernels::Isa;
 pub use model::{Cnn, ConvLayer, N3Block, N3Params, Network, Precision, Weights};
+pub use parallel::Parallel;

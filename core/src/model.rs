@@ -143,7 +143,27 @@ pub struct ConvLayer<'a> {
     pub bias: &'a [f32],
 }
 
-impl ConvLayer<'_> {
+impl<'a> ConvLayer<'a> {
+    /// The same convolution restricted to the output channels `r` (which
+    /// must lie in `0..cout`).
+    pub fn output_channels(&self, r: core::ops::Range<usize>) -> ConvLayer<'a> {
+        let per = self.cin * self.ksize * self.ksize;
+        let w = r.start * per..r.end * per;
+        ConvLayer {
+            cout: r.len(),
+            weight: match self.weight {
+                Weights::F32(v) => Weights::F32(&v[w]),
+                Weights::F16(v) => Weights::F16(&v[w]),
+                Weights::Q16 { values, scales } => Weights::Q16 {
+                    values: &values[w],
+                    scales: &scales[r.clone()],
+                },
+            },
+            bias: &self.bias[r],
+            ..*self
+        }
+    }
+
     fn validate(&self) -> Result<()> {
         if self.cin == 0 || self.cout == 0 {
             return Err(invalid("convolution with zero channels"));

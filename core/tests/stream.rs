@@ -7,7 +7,7 @@ mod common;
 use common::{assert_bits, image, random_spec, to_rows, whole, RandomNet, Rng, Spec};
 use n3net_core::exec::stream::{Stream, PUSH_ROWS};
 use n3net_core::model::{MAX_LAYERS, MAX_N3_BLOCKS};
-use n3net_core::{Cnn, ConvLayer, ErrorKind, Isa, Network, Plan, Weights};
+use n3net_core::{Cnn, ConvLayer, ErrorKind, Isa, Network, Parallel, Plan, Weights};
 
 /// Streams `input` (rows layout) pushing `chunk(i)` rows at the i-th push and
 /// pulling after every push; returns the output rows.
@@ -112,6 +112,49 @@ fn reference_kernels_stream_identically() {
     let want = whole(&net, &input, h, w, Isa::Generic);
     let got = streamed(&net, &input, h, w, Isa::Generic, &mut |i| 1 + i % 5);
     assert_bits(&got, &want, "generic");
+}
+
+/// Scoped OS threads, `threads` of them at most: each `join` runs `b` on a
+/// new thread and `a` on the calling one.
+struct Scoped {
+    threads: usize,
+}
+
+impl Parallel for Scoped {
+    fn threads(&self) -> usize {
+        self.threads
+    }
+    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
+        std::thread::scope(|s| {
+            s.spawn(b);
+            a();
+        });
+    }
+}
+
+#[test]
+fn lent_threads_give_the_same_bits() {
+    let rn = RandomNet::new(Spec::paper(1), 3);
+    let net = rn.network();
+    let (h, w) = (70, 93);
+    let rows = to_rows(&image(1, h, w, 4), 1, h, w);
+    for isa in [Isa::Generic, Isa::detect()] {
+        let want = streamed(&net, &rows, h, w, isa, &mut |_| 3);
+        for threads in [2, 3, 4, 7] {
+            let par = Scoped { threads };
+            let mut ws = vec![0u8; Stream::workspace_bytes(&net, w).expect("bytes")];
+            let mut s = Stream::new(&net, h, w, isa, &mut ws).expect("stream");
+            s.set_parallel(&par);
+            let mut got = vec![0.0; h * w];
+            let mut n = 0;
+            for r in rows.chunks(5 * w) {
+                s.push_rows(r).expect("push");
+                n += s.pull_rows(&mut got[n * w..]).expect("pull");
+            }
+            assert_eq!(n, h);
+            assert_bits(&got, &want, &format!("{} threads, {isa:?}", threads));
+        }
+    }
 }
 
 #[test]

@@ -47,6 +47,7 @@ use crate::n3::block::{
     extract_row, finish_rows, query_row, N3Dims, PatchSlots, Planes, QueryScratch,
 };
 use crate::n3::grid::{Axis, Columns};
+use crate::parallel::Parallel;
 use crate::tensor::Band;
 use crate::workspace::{Carver, Layout};
 
@@ -473,6 +474,7 @@ pub struct Stream<'n, 'w, 'ws> {
     pushed: usize,
     pulled: usize,
     latency: usize,
+    par: Option<&'ws dyn Parallel>,
 }
 
 impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
@@ -649,6 +651,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             pushed: 0,
             pulled: 0,
             latency: 0,
+            par: None,
         };
         s.shape.build(net, shape.0, shape.1)?;
         // Row indices of the whole image, with its zero rows, fit a usize.
@@ -699,6 +702,13 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         }
         s.latency = Self::latency_for(net, height)?;
         Ok(s)
+    }
+
+    /// Lends the stream the threads of `par`: each f32 convolution row is
+    /// split between them by output channels. The output is bit-identical
+    /// with and without it (f16 and q16 streams run on one thread).
+    pub fn set_parallel(&mut self, par: &'ws dyn Parallel) {
+        self.par = Some(par);
     }
 
     /// Image height.
@@ -1172,6 +1182,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
                 self.scale(dst),
                 self.scale(res.unwrap_or(dst)),
             ],
+            par: self.par,
         };
         A::conv_row(&c, a.rings, &mut self.scratch)?;
         self.observe(a, dst, y);

@@ -29,6 +29,7 @@ use crate::model::{ConvLayer, Weights};
 use crate::n3::aggregate::{
     aggregate_with, check_indices, check_lengths, squared_distance, squared_distances,
 };
+use crate::parallel::Parallel;
 use crate::tensor::Band;
 use crate::workspace::Pod;
 
@@ -53,6 +54,8 @@ pub(crate) struct ConvRow<'l, 'w> {
     pub y: usize,
     /// q16: scales of the input, output and residual tensors.
     pub scales: [f32; 3],
+    /// Threads to split the output channels between (f32).
+    pub par: Option<&'l dyn Parallel>,
 }
 
 /// Scratch of the 16-bit kernels, from the workspace.
@@ -100,6 +103,49 @@ pub(crate) fn split_out<A>(arena: &mut [A], w: Range<usize>) -> (&mut [A], Outsi
             split,
         },
     )
+}
+
+/// Output channels below which a convolution row is not split further.
+const SPLIT_MIN_CHANNELS: usize = 8;
+
+/// Output row `y` of `layer` (f32), its output channels split between `parts`
+/// threads of `par` by recursive halving; `out` holds the output band's
+/// channel planes. Each channel is computed as without the split.
+#[allow(clippy::too_many_arguments)]
+fn conv_split(
+    isa: Isa,
+    par: Option<&dyn Parallel>,
+    parts: usize,
+    layer: &ConvLayer<'_>,
+    (sb, input): (Band, &[f32]),
+    db: Band,
+    out: &mut [f32],
+    y: usize,
+) -> Result<()> {
+    let cout = layer.cout;
+    let par = match par {
+        Some(p) if parts >= 2 && cout >= 2 * SPLIT_MIN_CHANNELS => p,
+        _ => return conv2d_band(isa, layer, sb, input, db, out, y..y + 1),
+    };
+    let (pa, pb) = (parts / 2, parts - parts / 2);
+    let half = cout * pa / parts;
+    if out.len() < cout * db.plane {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "conv: output band shorter than its channels",
+        ));
+    }
+    let (oa, ob) = out.split_at_mut(half * db.plane);
+    let (la, lb) = (
+        layer.output_channels(0..half),
+        layer.output_channels(half..cout),
+    );
+    let (mut ra, mut rb) = (Ok(()), Ok(()));
+    par.join(
+        &mut || ra = conv_split(isa, Some(par), pa, &la, (sb, input), db, oa, y),
+        &mut || rb = conv_split(isa, Some(par), pb, &lb, (sb, input), db, ob, y),
+    );
+    ra.and(rb)
 }
 
 /// An activation storage type.
@@ -221,15 +267,9 @@ impl Act for f32 {
         let (out, rest) = split_out(arena, c.dst.range.clone());
         let db = c.dst.band;
         let y = c.y;
-        conv2d_band(
-            c.isa,
-            c.layer,
-            c.src.band,
-            rest.get(c.src.range.clone()),
-            db,
-            out,
-            y..y + 1,
-        )?;
+        let src = (c.src.band, rest.get(c.src.range.clone()));
+        let threads = c.par.map_or(1, |p| p.threads());
+        conv_split(c.isa, c.par, threads, c.layer, src, db, out, y)?;
         if let Some((res, ch)) = &c.res {
             let input = rest.get(res.range.clone());
             let (rb, w) = (res.band, db.width);

@@ -1,0 +1,17 @@
+//! Threads lent by the host: the core has none of its own.
+//!
+//! A host with threads implements [`Parallel`] (the runtime does with rayon)
+//! and hands it to a [`crate::exec::stream::Stream`]; the stream then splits
+//! the output channels of each f32 convolution row between `join`ed halves.
+//! Every output value is computed by the same arithmetic either way, so the
+//! output does not depend on the thread count.
+
+/// A fork-join executor.
+pub trait Parallel: Sync {
+    /// How many threads `join` can keep busy (1 or more).
+    fn threads(&self) -> usize;
+
+    /// Runs `a` and `b`, possibly at the same time on two threads, and
+    /// returns when both have returned.
+    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send));
+}
