@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use n3net_core::exec::stream::{Stream, PUSH_ROWS};
-use n3net_core::{Isa, Network, Plan, Precision};
+use n3net_core::{Isa, Network, Parallel, Plan, Precision};
 use rayon::prelude::*;
 
 use crate::image_io::{BitDepth, RowOrder, RowReader, RowWriter};
@@ -194,13 +194,31 @@ pub fn stream_planes_with(
     Ok((out, s.activation_peaks().to_vec()))
 }
 
+/// The core's [`Parallel`] on the current rayon pool: `join` is
+/// [`rayon::join`], so it uses the pool the call runs in.
+#[derive(Debug, Clone, Copy)]
+pub struct RayonJoin {
+    /// Threads of that pool.
+    pub threads: usize,
+}
+
+impl Parallel for RayonJoin {
+    fn threads(&self) -> usize {
+        self.threads
+    }
+    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
+        rayon::join(a, b);
+    }
+}
+
 /// How [`denoise_file`] cuts an image into column stripes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StripeOptions {
     /// Output columns per stripe; `None` picks the widest stripe whose
     /// workspaces (one per thread) fit in `max_memory`.
     pub stripe: Option<usize>,
-    /// Stripes run at once, each on its own thread with its own workspace.
+    /// Threads: stripes run at once, each with its own workspace; an image
+    /// that fits one stripe splits each layer between them instead.
     pub threads: usize,
     /// Budget for the workspaces of all threads together, in bytes.
     pub max_memory: usize,
@@ -213,7 +231,7 @@ pub struct Striping {
     pub stripe: usize,
     /// Number of stripes.
     pub stripes: usize,
-    /// Stripes run at once.
+    /// Threads: stripes at once, or, with one stripe, threads within it.
     pub threads: usize,
     /// Workspace bytes of one running stripe.
     pub workspace_bytes: usize,
@@ -222,9 +240,11 @@ pub struct Striping {
 /// Auto stripe widths are multiples of this.
 const STRIPE_STEP: usize = 32;
 
-/// Chooses the stripes for images `width` wide: the given stripe width, or
-/// the widest multiple of 32 columns whose workspaces, one per thread, fit
-/// in the budget (no wider than needed to give every thread a stripe).
+/// Chooses the stripes for images `width` wide: the given stripe width; or
+/// the whole width when its one workspace fits the budget (the threads then
+/// share each layer: neighbouring stripes would recompute the N³ blocks'
+/// wide halos); or else the widest multiple of 32 columns whose workspaces,
+/// one per thread, fit in the budget.
 pub fn plan_striping(
     net: &Network<'_>,
     width: usize,
@@ -238,6 +258,7 @@ pub fn plan_striping(
     let stripe = match opts.stripe {
         Some(0) => bail!("--stripe must be at least 1 column"),
         Some(s) => s.min(width),
+        None if bytes(width)? <= opts.max_memory => width,
         None => {
             let budget = opts.max_memory / threads;
             let widest = width.div_ceil(threads);
@@ -270,7 +291,11 @@ pub fn plan_striping(
     Ok(Striping {
         stripe,
         stripes,
-        threads: threads.min(stripes),
+        threads: if stripes == 1 {
+            threads
+        } else {
+            threads.min(stripes)
+        },
         workspace_bytes: bytes(stripe)?,
     })
 }
@@ -318,23 +343,29 @@ pub fn denoise_file(
         workspace_bytes: st.workspace_bytes,
     };
     let size = || format!("cannot run a {width}×{height} image");
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(st.threads)
+        .build()?;
     if st.stripes == 1 {
         let mut writer = RowWriter::create(output, width, height, depth, RowOrder::Sequential)?;
-        job.run(
-            reader,
-            0..width,
-            &mut |_, row| Ok(writer.write_row(row)?),
-            progress,
-        )
+        let par = RayonJoin {
+            threads: st.threads,
+        };
+        pool.install(|| {
+            job.run(
+                reader,
+                0..width,
+                &mut |_, row| Ok(writer.write_row(row)?),
+                progress,
+                (st.threads > 1).then_some(&par),
+            )
+        })
         .with_context(size)?;
         writer.finish()?;
         return Ok(st);
     }
     drop(reader);
     let writer = RowWriter::create(output, width, height, depth, RowOrder::Any)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(st.threads)
-        .build()?;
     pool.install(|| {
         (0..st.stripes).into_par_iter().try_for_each(|i| {
             let cols = i * st.stripe..((i + 1) * st.stripe).min(width);
@@ -345,6 +376,7 @@ pub fn denoise_file(
                 cols,
                 &mut |y, row| Ok(writer.write_at(y, x0, row)?),
                 progress,
+                None,
             )
             .with_context(size)
         })
@@ -366,17 +398,22 @@ struct StripeJob<'a, 'w> {
 
 impl StripeJob<'_, '_> {
     /// Streams the rows of `reader` through the stripe with output columns
-    /// `cols`, handing each final output row to `sink(y, row)`.
+    /// `cols`, handing each final output row to `sink(y, row)`; `par` lends
+    /// the stream threads.
     fn run(
         &self,
         mut reader: RowReader,
         cols: Range<usize>,
         sink: &mut dyn FnMut(usize, &[f32]) -> anyhow::Result<()>,
         progress: &(dyn Fn(usize) + Sync),
+        par: Option<&dyn Parallel>,
     ) -> anyhow::Result<()> {
         let mut ws = vec![0u8; self.workspace_bytes];
         let (h, w) = (self.height, self.width);
         let mut s = Stream::stripe(self.net, h, w, cols.clone(), self.isa, &mut ws)?;
+        if let Some(p) = par {
+            s.set_parallel(p);
+        }
         let inc = s.input_columns();
         let mut row = vec![0.0f32; w];
         let mut input = Vec::with_capacity(self.cin * inc.len());

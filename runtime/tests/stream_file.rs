@@ -53,6 +53,7 @@ fn any_stripes_any_threads_give_the_whole_image_output() {
     let want = denoise_plane(&model, &values, h, w, noise).expect("whole image");
     for (stripe, threads) in [
         (None, 1),
+        (None, 2),
         (Some(37), 1),
         (Some(37), 3),
         (Some(1), 2),
@@ -131,9 +132,10 @@ fn auto_stripes_fit_the_budget_and_do_not_depend_on_the_width() {
     assert_eq!((a.stripe, a.workspace_bytes), (b.stripe, b.workspace_bytes));
     assert!(a.threads * a.workspace_bytes <= 192 << 20);
     assert_eq!(a.stripe % 32, 0);
-    // Narrow images: one stripe per thread at most as wide as the image.
+    // Images whose whole width fits the budget: one stripe, the threads
+    // within it.
     let n = plan_striping(&net, 100, opts(None, 2)).unwrap();
-    assert_eq!((n.stripe, n.stripes, n.threads), (50, 2, 2));
+    assert_eq!((n.stripe, n.stripes, n.threads), (100, 1, 2));
     let one = plan_striping(&net, 100, opts(None, 1)).unwrap();
     assert_eq!((one.stripe, one.stripes), (100, 1));
     // Errors: a zero stripe, a budget below the smallest stripe.
