@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use n3net_core::exec::stream::Stream;
 use n3net_core::{Isa, Network, Plan, Precision};
+use n3net_runtime::bench;
 use n3net_runtime::blob::{write_blob_as, Quant};
 use n3net_runtime::calibrate::{activation_scales, Calibration};
 use n3net_runtime::denoise::{
@@ -102,6 +103,32 @@ enum Command {
         #[command(flatten)]
         precision: PrecisionArgs,
     },
+    /// Time whole images through the network: seconds per image, megapixels
+    /// per second and achieved GMAC/s (multiply-adds of the network per second),
+    /// on a synthetic noisy image held in memory.
+    Bench {
+        /// Model file (.onnx or .n3b); default: the built-in default model.
+        #[arg(long, short)]
+        model: Option<PathBuf>,
+        /// Square image sides, comma-separated (tract: the exported size only).
+        #[arg(long, value_delimiter = ',', default_value = "256,512")]
+        size: Vec<usize>,
+        /// Thread counts, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Timed runs of each configuration (best and median printed).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// What runs the network: the core's stream, or tract running the
+        /// ONNX graph (which needs the model exported at the image size).
+        #[arg(long, value_enum, default_value_t = Engine::N3net)]
+        engine: Engine,
+        /// Append one JSON object per configuration to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        precision: PrecisionArgs,
+    },
     /// Write the noisy images `eval` uses (same seed, same draws) as float32
     /// `.npy` files, so other denoisers can be measured on identical inputs.
     Noisy {
@@ -111,6 +138,15 @@ enum Command {
         #[arg(long, short)]
         out: PathBuf,
     },
+}
+
+/// What `n3net bench` times.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Engine {
+    /// The core's streaming executor.
+    N3net,
+    /// tract running the exported ONNX graph.
+    Tract,
 }
 
 /// Arguments of `n3net denoise`.
@@ -141,8 +177,9 @@ struct DenoiseArgs {
     /// The output does not depend on it.
     #[arg(long)]
     stripe: Option<usize>,
-    /// Stripes run in parallel (default: all cores). The output does not
-    /// depend on it.
+    /// Threads (default: all cores): stripes run in parallel, or, for an
+    /// image whose whole width fits --max-memory, each layer's output
+    /// channels are split between them. The output does not depend on it.
     #[arg(long)]
     threads: Option<usize>,
     /// Budget in MiB for the stream workspaces of all threads together.
@@ -361,6 +398,98 @@ fn cmd_denoise(args: &DenoiseArgs) -> anyhow::Result<()> {
             st.threads,
             st.workspace_bytes as f64 / (1 << 20) as f64
         );
+    }
+    Ok(())
+}
+
+fn cmd_bench(
+    path: Option<&Path>,
+    sizes: &[usize],
+    threads: &[usize],
+    repeat: usize,
+    engine: Engine,
+    json: Option<&Path>,
+    precision: &PrecisionArgs,
+) -> anyhow::Result<()> {
+    if repeat == 0 || threads.contains(&0) || sizes.contains(&0) {
+        bail!("--repeat, --threads and --size must be at least 1");
+    }
+    let model = precision.apply(load_model(path)?)?;
+    let net = model.network()?;
+    let macs = net.macs_per_pixel() as f64;
+    let cin = net.cin();
+    let mut sink = match json {
+        Some(p) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let (name, sizes) = match engine {
+        Engine::N3net => ("n3net", sizes.to_vec()),
+        Engine::Tract => {
+            let Some((eh, _)) = model.hyper.export_size.filter(|(h, w)| h == w) else {
+                bail!("tract needs an ONNX graph exported for a square image");
+            };
+            if path.is_none_or(|p| p.extension().is_none_or(|e| e != "onnx")) {
+                bail!("tract runs an ONNX model file: give --model MODEL.onnx");
+            }
+            ("tract", vec![eh])
+        }
+    };
+    let prec = if engine == Engine::Tract {
+        "f32"
+    } else {
+        model.precision().name()
+    };
+    println!(
+        "{name} {prec}: {} multiply-adds per pixel, instruction set {}",
+        macs as u64,
+        Isa::detect().name()
+    );
+    for &n in &sizes {
+        let rows = bench::synthetic_rows(cin, n, n);
+        for &t in threads {
+            let (timing, bytes) = match (engine, path) {
+                (Engine::Tract, Some(p)) => {
+                    (bench::time_tract(p, &rows, (cin, n, n), t, repeat)?, 0)
+                }
+                _ => bench::time_stream(&net, &rows, n, n, t, repeat)?,
+            };
+            let px = (n * n) as f64;
+            let mps = px / timing.best / 1e6;
+            let gmacs = macs * px / timing.best / 1e9;
+            let ws = if bytes > 0 {
+                format!(", workspace {:.1} MiB", bytes as f64 / (1 << 20) as f64)
+            } else {
+                String::new()
+            };
+            println!(
+                "{name} {prec} {n}x{n}, {t} thread(s): {:.3} s/image (median {:.3} s, {} runs), \
+                 {mps:.4} MP/s, {gmacs:.2} GMAC/s{ws}",
+                timing.best, timing.median, timing.runs
+            );
+            if let Some(f) = sink.as_mut() {
+                use std::io::Write;
+                let rec = serde_json::json!({
+                    "engine": name,
+                    "precision": prec,
+                    "size": n,
+                    "threads": t,
+                    "best_s": timing.best,
+                    "median_s": timing.median,
+                    "runs": timing.runs,
+                    "mp_per_s": mps,
+                    "gmac_per_s": gmacs,
+                    "macs_per_pixel": macs,
+                    "workspace_bytes": bytes,
+                });
+                writeln!(f, "{rec}")?;
+            }
+        }
     }
     Ok(())
 }
@@ -631,6 +760,23 @@ fn main() -> ExitCode {
             precision,
         } => cmd_convert(model.as_deref(), out, precision),
         Command::Noisy { draws, out } => cmd_noisy(draws, out),
+        Command::Bench {
+            model,
+            size,
+            threads,
+            repeat,
+            engine,
+            json,
+            precision,
+        } => cmd_bench(
+            model.as_deref(),
+            size,
+            threads,
+            *repeat,
+            *engine,
+            json.as_deref(),
+            precision,
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
