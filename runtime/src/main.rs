@@ -428,16 +428,16 @@ fn cmd_bench(
         ),
         None => None,
     };
-    let (name, sizes) = match engine {
-        Engine::N3net => ("n3net", sizes.to_vec()),
+    let (name, sizes): (_, Vec<(usize, usize)>) = match engine {
+        Engine::N3net => ("n3net", sizes.iter().map(|&n| (n, n)).collect()),
         Engine::Tract => {
-            let Some((eh, _)) = model.hyper.export_size.filter(|(h, w)| h == w) else {
-                bail!("tract needs an ONNX graph exported for a square image");
+            let Some(size) = model.hyper.export_size else {
+                bail!("tract runs the graph at its exported size, which the model does not give");
             };
             if path.is_none_or(|p| p.extension().is_none_or(|e| e != "onnx")) {
                 bail!("tract runs an ONNX model file: give --model MODEL.onnx");
             }
-            ("tract", vec![eh])
+            ("tract", vec![size])
         }
     };
     let prec = if engine == Engine::Tract {
@@ -450,16 +450,16 @@ fn cmd_bench(
         macs as u64,
         Isa::detect().name()
     );
-    for &n in &sizes {
-        let rows = bench::synthetic_rows(cin, n, n);
+    for &(h, w) in &sizes {
+        let rows = bench::synthetic_rows(cin, h, w);
         for &t in threads {
             let (timing, bytes) = match (engine, path) {
                 (Engine::Tract, Some(p)) => {
-                    (bench::time_tract(p, &rows, (cin, n, n), t, repeat)?, 0)
+                    (bench::time_tract(p, &rows, (cin, h, w), t, repeat)?, 0)
                 }
-                _ => bench::time_stream(&net, &rows, n, n, t, repeat)?,
+                _ => bench::time_stream(&net, &rows, h, w, t, repeat)?,
             };
-            let px = (n * n) as f64;
+            let px = (h * w) as f64;
             let mps = px / timing.best / 1e6;
             let gmacs = macs * px / timing.best / 1e9;
             let ws = if bytes > 0 {
@@ -468,7 +468,7 @@ fn cmd_bench(
                 String::new()
             };
             println!(
-                "{name} {prec} {n}x{n}, {t} thread(s): {:.3} s/image (median {:.3} s, {} runs), \
+                "{name} {prec} {w}x{h}, {t} thread(s): {:.3} s/image (median {:.3} s, {} runs), \
                  {mps:.4} MP/s, {gmacs:.2} GMAC/s{ws}",
                 timing.best, timing.median, timing.runs
             );
@@ -477,7 +477,8 @@ fn cmd_bench(
                 let rec = serde_json::json!({
                     "engine": name,
                     "precision": prec,
-                    "size": n,
+                    "height": h,
+                    "width": w,
                     "threads": t,
                     "best_s": timing.best,
                     "median_s": timing.median,
