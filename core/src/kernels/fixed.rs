@@ -355,11 +355,17 @@ mod avx2 {
         )
     }
 
-    /// `max(v, lo)` and `min(·, hi)` on `i64` lanes.
+    /// `max(v, lo)` on `i64` lanes.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn clamp(v: __m256i, lo: __m256i, hi: __m256i) -> __m256i {
-        let v = _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v));
+    fn max(v: __m256i, lo: __m256i) -> __m256i {
+        _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v))
+    }
+
+    /// `min(v, hi)` on `i64` lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn min(v: __m256i, hi: __m256i) -> __m256i {
         _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi))
     }
 
@@ -381,12 +387,6 @@ mod avx2 {
         let (mc, sh) = consts(m);
         let (rc, rsh) = consts(res.map_or(m, |r| r.1));
         let q = _mm256_set1_epi64x(Q_MAX.into());
-        let lo = if relu {
-            _mm256_setzero_si256()
-        } else {
-            _mm256_set1_epi64x(i64::MIN)
-        };
-        let top = _mm256_set1_epi64x(i64::MAX);
         let neg = _mm256_set1_epi64x(-i64::from(Q_MAX));
         let order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
         let mut x = 0;
@@ -395,13 +395,16 @@ mod avx2 {
             for (i, hv) in h.iter_mut().enumerate() {
                 // SAFETY: x + 4i + 4 <= n <= acc.len().
                 let a = unsafe { _mm256_loadu_si256(acc.as_ptr().add(x + 4 * i).cast()) };
-                let mut v = clamp(apply(a, &mc, sh), lo, top);
+                let mut v = apply(a, &mc, sh);
+                if relu {
+                    v = max(v, _mm256_setzero_si256());
+                }
                 if let Some((r, _)) = res {
                     // SAFETY: x + 4i + 4 <= n <= r.len(): 8 bytes of i16.
                     let rv = unsafe { _mm_loadl_epi64(r.as_ptr().add(x + 4 * i).cast()) };
                     v = _mm256_add_epi64(v, apply(_mm256_cvtepi16_epi64(rv), &rc, rsh));
                 }
-                *hv = clamp(v, neg, q);
+                *hv = min(max(v, neg), q);
             }
             // Low halves of the 8 lanes in column order, then packed to i16
             // (the values are within ±32767, so nothing saturates).

@@ -227,9 +227,13 @@ fn group<const C: usize>(units: &mut [i32], n: usize, run: &mut [i64; C], cost: 
 /// module docs): `units[u] = p << 1 | ends a group`, and the weights of unit
 /// `u`, channel `j`, tap `t` at `wb[(u·C + j)·k² + t]`, two `i16` of
 /// channels `2p` (low) and `2p + 1` (high). Returns the unit count.
+///
+/// # Safety
+/// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn plan_pairs<const C: usize>(
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn plan_pairs<const C: usize>(
     values: &[i16],
     cin: usize,
     kk: usize,
@@ -255,36 +259,88 @@ fn plan_pairs<const C: usize>(
             (w0, w1)
         };
         let a1 = if c1 < cin { amax[c1] } else { 0 };
-        let each = |j: usize| {
-            let (w0, w1) = taps(j);
-            (l1(w0) * i64::from(amax[c0]), l1(w1) * i64::from(a1))
-        };
-        let both: [(i64, i64); C] = core::array::from_fn(each);
-        let cost = [both.map(|c| c.0), both.map(|c| c.1)];
-        let split = (0..C).any(|j| cost[0][j] + cost[1][j] > LIMIT);
-        let halves: &[(bool, bool)] = if split {
-            &[(true, false), (false, true)]
-        } else {
-            &[(true, true)]
-        };
-        for &(h0, h1) in halves {
-            let c: [i64; C] =
-                core::array::from_fn(|j| cost[0][j] * i64::from(h0) + cost[1][j] * i64::from(h1));
+        // The weights of unit n, packed as if the pair stays whole.
+        let (mut cost0, mut cost1) = ([0i64; C], [0i64; C]);
+        for (j, (x0, x1)) in cost0.iter_mut().zip(cost1.iter_mut()).enumerate() {
+            let wu = &mut wb[(n * C + j) * kk..][..kk];
+            let (l0, l1v) = if kk == 9 && c1 < cin {
+                let base = ((co + j) * cin + c0) * kk;
+                // SAFETY: AVX2 is enabled in this function.
+                unsafe { pack9(&values[base..base + 18], wu) }
+            } else {
+                let (w0, w1) = taps(j);
+                pack(w0, w1, (true, true), wu);
+                (l1(w0), l1(w1))
+            };
+            (*x0, *x1) = (l0 * i64::from(amax[c0]), l1v * i64::from(a1));
+        }
+        if cost0.iter().zip(&cost1).all(|(x, y)| x + y <= LIMIT) {
+            let c: [i64; C] = core::array::from_fn(|j| cost0[j] + cost1[j]);
+            group(units, n, &mut run, &c);
+            units[n] = (p << 1) as i32;
+            n += 1;
+            continue;
+        }
+        for (h, c) in [(true, false), (false, true)]
+            .into_iter()
+            .zip([cost0, cost1])
+        {
             group(units, n, &mut run, &c);
             units[n] = (p << 1) as i32;
             for j in 0..C {
                 let (w0, w1) = taps(j);
-                let (m0, m1) = (if h0 { -1 } else { 0 }, if h1 { -1 } else { 0 });
-                let wu = &mut wb[(n * C + j) * kk..][..kk];
-                for ((d, &a), &b) in wu.iter_mut().zip(w0).zip(w1) {
-                    *d = (u32::from((a & m0) as u16) | u32::from((b & m1) as u16) << 16) as i32;
-                }
+                pack(w0, w1, h, &mut wb[(n * C + j) * kk..][..kk]);
             }
             n += 1;
         }
     }
     units[n - 1] |= 1;
     n
+}
+
+/// Packs the taps of two channels into `i32` pairs (low `w0`, high `w1`),
+/// each channel's weights or zeros as `keep` says.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn pack(w0: &[i16], w1: &[i16], keep: (bool, bool), wu: &mut [i32]) {
+    let (m0, m1) = (-i16::from(keep.0), -i16::from(keep.1));
+    for ((d, &a), &b) in wu.iter_mut().zip(w0).zip(w1) {
+        *d = (u32::from((a & m0) as u16) | u32::from((b & m1) as u16) << 16) as i32;
+    }
+}
+
+/// [`pack`] of two channels of 3×3 taps, `w` their 18 consecutive weights,
+/// with SSE registers; returns both channels' `Σ |w|`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn pack9(w: &[i16], wu: &mut [i32]) -> (i64, i64) {
+    use core::arch::x86_64::*;
+    let (w, wu) = (&w[..18], &mut wu[..9]);
+    // SAFETY: w holds 18 values, so both 8-value loads are inside it; wu
+    // holds 9, so both 4-value stores are.
+    let (a, b) = unsafe {
+        let a = _mm_loadu_si128(w.as_ptr().cast());
+        let b = _mm_loadu_si128(w.as_ptr().add(9).cast());
+        _mm_storeu_si128(wu.as_mut_ptr().cast(), _mm_unpacklo_epi16(a, b));
+        _mm_storeu_si128(wu.as_mut_ptr().add(4).cast(), _mm_unpackhi_epi16(a, b));
+        (a, b)
+    };
+    wu[8] = (u32::from(w[8] as u16) | u32::from(w[17] as u16) << 16) as i32;
+    // Σ |w| of the first 8 taps of each: pair sums, then the lanes added.
+    let ones = _mm_set1_epi16(1);
+    let sa = _mm_madd_epi16(_mm_abs_epi16(a), ones);
+    let sb = _mm_madd_epi16(_mm_abs_epi16(b), ones);
+    let s = _mm_hadd_epi32(sa, sb);
+    let s = _mm_hadd_epi32(s, s);
+    let last = |v: i16| i64::from(v.unsigned_abs());
+    (
+        i64::from(_mm_cvtsi128_si32(s)) + last(w[8]),
+        i64::from(_mm_extract_epi32::<1>(s)) + last(w[17]),
+    )
 }
 
 /// Runs the blocks of output channels, `B` of them per block (fewer in the
@@ -404,7 +460,8 @@ macro_rules! x86_pairs {
                 acc: &mut [i64],
                 wp: usize,
             ) {
-                let n = plan_pairs::<C>(values, cin, k * k, co, amax, wb, units);
+                // SAFETY: the features include AVX2.
+                let n = unsafe { plan_pairs::<C>(values, cin, k * k, co, amax, wb, units) };
                 let mut x = 0;
                 while x < wp {
                     // SAFETY: forwarded from this function's contract;
