@@ -79,6 +79,7 @@ impl Mult {
     }
 
     /// `m` and `shift`.
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     pub(crate) fn parts(self) -> (i64, u32) {
         (self.m, self.shift)
