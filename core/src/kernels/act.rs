@@ -23,6 +23,7 @@ use half::f16;
 
 use super::conv::conv2d_band;
 use super::fixed::{self, Mult};
+use super::qconv;
 use super::Isa;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ConvLayer, Weights};
@@ -513,15 +514,14 @@ impl Act for i16 {
         w as f32 * scale
     }
     fn scratch(
-        _: &mut dyn Iterator<Item = (usize, usize, usize)>,
+        layers: &mut dyn Iterator<Item = (usize, usize, usize)>,
         rs: usize,
         _: usize,
     ) -> ScratchSize {
-        ScratchSize {
-            f: 0,
-            i32s: rs,
-            i64s: rs,
-        }
+        let (i32s, i64s) = layers
+            .map(|(cin, _, k)| qconv::scratch(cin, k, rs))
+            .fold((0, 0), |(a, b), (c, d)| (a.max(c), b.max(d)));
+        ScratchSize { f: 0, i32s, i64s }
     }
 
     fn conv_row(c: &ConvRow<'_, '_>, arena: &mut [i16], s: &mut Scratch<'_>) -> Result<()> {
@@ -542,36 +542,35 @@ impl Act for i16 {
         }
         let [sx, sy, sr] = c.scales.map(f64::from);
         let res_mult = Mult::new(sr / sy)?;
-        let part = &mut s.i32s[..w];
-        let acc = &mut s.i64s[..w];
         let at = |ci: usize, ky: usize| {
             ci * sb.plane + (y + sb.pad - kp + ky - sb.first) * rs + sb.pad - kp
         };
-        for (co, (&sw, &b)) in scales.iter().zip(l.bias).enumerate() {
-            let acc_scale = sx * f64::from(sw);
-            let m = Mult::new(acc_scale / sy)?;
-            let bias = fixed::bias_acc(b, acc_scale);
-            fixed::conv_acc_row_with(c.isa, values, l.cin, k, co, input, at, bias, part, acc);
-            let res = match &c.res {
-                Some((r, ch)) if co < *ch => {
-                    let a = co * r.band.plane + r.band.at(y, 0);
-                    Some(&rest.get(r.range.clone())[a..a + w])
-                }
-                _ => None,
-            };
-            let o = co * db.plane + db.at(y, 0);
-            for (x, d) in out[o..o + w].iter_mut().enumerate() {
-                let mut v = m.apply(acc[x]);
-                if l.relu {
-                    v = v.max(0);
-                }
-                if let Some(r) = res {
-                    v += res_mult.apply(i64::from(r[x]));
-                }
-                *d = fixed::saturate(v);
-            }
-        }
-        Ok(())
+        let bias = |co: usize| fixed::bias_acc(l.bias[co], sx * f64::from(scales[co]));
+        let dims = (l.cin, l.cout, k);
+        qconv::conv_acc_rows(
+            c.isa,
+            values,
+            dims,
+            input,
+            at,
+            w,
+            bias,
+            s.i32s,
+            s.i64s,
+            |co, acc| {
+                let m = Mult::new(sx * f64::from(scales[co]) / sy)?;
+                let res = match &c.res {
+                    Some((r, ch)) if co < *ch => {
+                        let a = co * r.band.plane + r.band.at(y, 0);
+                        Some((&rest.get(r.range.clone())[a..a + w], res_mult))
+                    }
+                    _ => None,
+                };
+                let o = co * db.plane + db.at(y, 0);
+                fixed::finish_row(c.isa, acc, m, l.relu, res, &mut out[o..o + w]);
+                Ok(())
+            },
+        )
     }
 
     fn distances(

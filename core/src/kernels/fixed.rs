@@ -26,10 +26,16 @@
 //! most [`crate::model::Q16_TAP_L1_MAX`] in absolute value, so
 //! `|Σ| ≤ 32767 · 65535 < 2^31`), then adds those partial sums into an `i64`
 //! (at most [`crate::model::MAX_Q16_FAN_IN`] of them, `< 2^45`), plus a bias
-//! clamped to `±2^46`; `|acc · m| < 2^47 · 2^15 = 2^62`.
+//! clamped to `±2^46`; `|acc · m| < 2^47 · 2^15 = 2^62`. The SIMD kernels
+//! (`kernels::qconv`) sum several input channels in one `i32` where a
+//! bound computed from the weights and the input rows proves it safe.
+
+use core::ops::Range;
 
 use super::Isa;
 use crate::error::{Error, ErrorKind, Result};
+use crate::model::{ConvLayer, Weights};
+use crate::tensor::Geom;
 
 /// Largest stored magnitude.
 pub const Q_MAX: i32 = 32767;
@@ -70,6 +76,13 @@ impl Mult {
             return Ok(Self { m: 0, shift: 1 });
         }
         Ok(Self { m, shift })
+    }
+
+    /// `m` and `shift`.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    pub(crate) fn parts(self) -> (i64, u32) {
+        (self.m, self.shift)
     }
 
     /// `round(acc · M)`, ties toward +∞, without saturation; `|acc| < 2^47`.
@@ -209,50 +222,201 @@ pub(crate) fn conv_acc_row(
     }
 }
 
-/// [`conv_acc_row`] compiled for the instruction set `isa` (the compiler
-/// vectorises it with AVX2 on x86-64): integer arithmetic, so the same
-/// values with every instruction set.
+/// The `(i32, i64)` scratch lengths [`conv2d`] needs for `layer` over `g`.
+pub fn conv2d_scratch(layer: &ConvLayer<'_>, g: Geom) -> (usize, usize) {
+    super::qconv::scratch(layer.cin, layer.ksize, g.row_stride())
+}
+
+/// Output rows `rows` of the q16 convolution `layer` (q16 weights) of
+/// `input` (scale `scales[0]`) into `output` (scale `scales[1]`), both of
+/// geometry `g` with `g.pad ≥ ksize / 2`, as the streaming executor
+/// computes them (no residual). `s32`, `s64`: scratch of
+/// [`conv2d_scratch`] lengths.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn conv_acc_row_with(
+pub fn conv2d(
     isa: Isa,
-    values: &[i16],
-    cin: usize,
-    k: usize,
-    co: usize,
+    layer: &ConvLayer<'_>,
+    g: Geom,
     input: &[i16],
-    at: impl Fn(usize, usize) -> usize,
-    bias: i64,
-    part: &mut [i32],
-    acc: &mut [i64],
+    output: &mut [i16],
+    scales: [f32; 2],
+    rows: Range<usize>,
+    s32: &mut [i32],
+    s64: &mut [i64],
+) -> Result<()> {
+    let Weights::Q16 { values, scales: ws } = layer.weight else {
+        return Err(Error::new(
+            ErrorKind::UnsupportedPrecision,
+            "q16 conv2d needs q16 weights",
+        ));
+    };
+    let (k, w, rs) = (layer.ksize, g.width, g.row_stride());
+    let kp = k / 2;
+    if k % 2 == 0
+        || g.pad < kp
+        || rows.end > g.height
+        || ws.len() != layer.cout
+        || layer.bias.len() != layer.cout
+        || input.len() < g.len(layer.cin)
+        || output.len() < g.len(layer.cout)
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "q16 conv2d: inconsistent shapes",
+        ));
+    }
+    let [sx, sy] = scales.map(f64::from);
+    for y in rows {
+        let at = |ci: usize, ky: usize| ci * g.plane() + (y + g.pad - kp + ky) * rs + g.pad - kp;
+        let bias = |co: usize| bias_acc(layer.bias[co], sx * f64::from(ws[co]));
+        let dims = (layer.cin, layer.cout, k);
+        super::qconv::conv_acc_rows(
+            isa,
+            values,
+            dims,
+            input,
+            at,
+            w,
+            bias,
+            s32,
+            s64,
+            |co, acc| {
+                let m = Mult::new(sx * f64::from(ws[co]) / sy)?;
+                let o = co * g.plane() + g.at(y, 0);
+                finish_row(isa, acc, m, layer.relu, None, &mut output[o..o + w]);
+                Ok(())
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Requantises one output row: `out[x] = saturate(v + res_mult.apply(r[x]))`
+/// with `v = m.apply(acc[x])`, `max(v, 0)` when `relu`, the residual term
+/// only with a residual row `r`.
+pub(crate) fn finish_row(
+    isa: Isa,
+    acc: &[i64],
+    m: Mult,
+    relu: bool,
+    res: Option<(&[i16], Mult)>,
+    out: &mut [i16],
 ) {
-    match isa {
+    let n = out.len().min(acc.len());
+    let done = match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Avx2Fma` proves AVX2; the body is safe code.
-        Isa::Avx2Fma(_) => unsafe {
-            avx2::conv_acc_row(values, cin, k, co, input, at, bias, part, acc)
-        },
-        _ => conv_acc_row(values, cin, k, co, input, at, bias, part, acc),
+        // SAFETY: `Avx2Fma` proves AVX2.
+        Isa::Avx2Fma(_) => unsafe { avx2::finish_row(&acc[..n], m, relu, res, &mut out[..n]) },
+        _ => 0,
+    };
+    for x in done..n {
+        let mut v = m.apply(acc[x]);
+        if relu {
+            v = v.max(0);
+        }
+        if let Some((r, rm)) = res {
+            v += rm.apply(i64::from(r[x]));
+        }
+        out[x] = saturate(v);
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    /// # Safety
-    /// The CPU must support AVX2.
-    #[allow(clippy::too_many_arguments)]
+    use core::arch::x86_64::*;
+
+    use super::{Mult, Q_MAX};
+
+    /// [`Mult::apply`] on four `i64` lanes (`|acc| < 2^47`): `acc · m` from
+    /// the unsigned low and the signed high 32-bit halves of `acc` (both
+    /// products exact), plus the rounding term, then an arithmetic shift
+    /// made of a logical one: `(v + 2^63) >> s − 2^(63−s) = ⌊v / 2^s⌋`.
+    #[inline]
     #[target_feature(enable = "avx2")]
-    pub unsafe fn conv_acc_row(
-        values: &[i16],
-        cin: usize,
-        k: usize,
-        co: usize,
-        input: &[i16],
-        at: impl Fn(usize, usize) -> usize,
-        bias: i64,
-        part: &mut [i32],
-        acc: &mut [i64],
-    ) {
-        super::conv_acc_row(values, cin, k, co, input, at, bias, part, acc);
+    fn apply(acc: __m256i, m: &[__m256i; 3], shift: __m128i) -> __m256i {
+        let lo = _mm256_mul_epu32(acc, m[0]);
+        let hi = _mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), m[0]);
+        let v = _mm256_add_epi64(_mm256_add_epi64(lo, _mm256_slli_epi64::<32>(hi)), m[1]);
+        let sign = _mm256_set1_epi64x(i64::MIN);
+        _mm256_sub_epi64(_mm256_srl_epi64(_mm256_xor_si256(v, sign), shift), m[2])
+    }
+
+    /// The broadcast constants of `apply`: `m`, `2^(s−1)`, `2^(63−s)`, and `s`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn consts(m: Mult) -> ([__m256i; 3], __m128i) {
+        let (mv, s) = m.parts();
+        (
+            [
+                _mm256_set1_epi64x(mv),
+                _mm256_set1_epi64x(1 << (s - 1)),
+                _mm256_set1_epi64x(1 << (63 - s)),
+            ],
+            _mm_cvtsi32_si128(s as i32),
+        )
+    }
+
+    /// `max(v, lo)` on `i64` lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn max(v: __m256i, lo: __m256i) -> __m256i {
+        _mm256_blendv_epi8(v, lo, _mm256_cmpgt_epi64(lo, v))
+    }
+
+    /// `min(v, hi)` on `i64` lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn min(v: __m256i, hi: __m256i) -> __m256i {
+        _mm256_blendv_epi8(v, hi, _mm256_cmpgt_epi64(v, hi))
+    }
+
+    /// [`super::finish_row`] for the first multiple of 8 columns; returns
+    /// how many it wrote.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `out` and `acc` (and a residual row) must
+    /// have the same length.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn finish_row(
+        acc: &[i64],
+        m: Mult,
+        relu: bool,
+        res: Option<(&[i16], Mult)>,
+        out: &mut [i16],
+    ) -> usize {
+        let n = out.len() / 8 * 8;
+        let (mc, sh) = consts(m);
+        let (rc, rsh) = consts(res.map_or(m, |r| r.1));
+        let q = _mm256_set1_epi64x(Q_MAX.into());
+        let neg = _mm256_set1_epi64x(-i64::from(Q_MAX));
+        let order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+        let mut x = 0;
+        while x < n {
+            let mut h = [_mm256_setzero_si256(); 2];
+            for (i, hv) in h.iter_mut().enumerate() {
+                // SAFETY: x + 4i + 4 <= n <= acc.len().
+                let a = unsafe { _mm256_loadu_si256(acc.as_ptr().add(x + 4 * i).cast()) };
+                let mut v = apply(a, &mc, sh);
+                if relu {
+                    v = max(v, _mm256_setzero_si256());
+                }
+                if let Some((r, _)) = res {
+                    // SAFETY: x + 4i + 4 <= n <= r.len(): 8 bytes of i16.
+                    let rv = unsafe { _mm_loadl_epi64(r.as_ptr().add(x + 4 * i).cast()) };
+                    v = _mm256_add_epi64(v, apply(_mm256_cvtepi16_epi64(rv), &rc, rsh));
+                }
+                *hv = min(max(v, neg), q);
+            }
+            // Low halves of the 8 lanes in column order, then packed to i16
+            // (the values are within ±32767, so nothing saturates).
+            let ab = _mm256_blend_epi32::<0b1010_1010>(h[0], _mm256_slli_epi64::<32>(h[1]));
+            let d = _mm256_permutevar8x32_epi32(ab, order);
+            let p = _mm_packs_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256::<1>(d));
+            // SAFETY: x + 8 <= n <= out.len().
+            unsafe { _mm_storeu_si128(out.as_mut_ptr().add(x).cast(), p) };
+            x += 8;
+        }
+        n
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod act;
 pub mod conv;
 pub mod fixed;
+mod qconv;
 
 /// The instruction set a kernel may use.
 ///
