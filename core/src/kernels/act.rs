@@ -34,8 +34,11 @@ use crate::parallel::Parallel;
 use crate::tensor::Band;
 use crate::workspace::Pod;
 
-/// Output channels converted and computed at once by the f16 convolution.
-const F16_BLOCK: usize = 8;
+/// Output channels converted and computed at once by the f16 convolution: a
+/// multiple of the f32 kernel's channel block (6 with AVX2; 24 is also a
+/// multiple of 2, 3, 4 and 8), so that the f16 network runs the same blocks
+/// as the f32 one.
+const F16_BLOCK: usize = 24;
 
 /// A buffer region of the ring arena and where its rows lie.
 #[derive(Debug, Clone)]
@@ -335,7 +338,15 @@ impl Act for f16 {
         self.to_f32()
     }
     fn peak(src: &[f16], _: f32) -> f32 {
-        src.iter().fold(0.0, |m, v| m.max(v.to_f32().abs()))
+        // Without the sign bit, the bits of binary16 values order as their
+        // magnitudes: an integer maximum the compiler vectorises. A NaN
+        // (bits above infinity's) is ignored, as `f32::max` ignores it.
+        let magnitudes = src.iter().map(|v| (v.to_bits() & 0x7fff) as i16);
+        let mut top = magnitudes.clone().fold(0, i16::max);
+        if top > 0x7c00 {
+            top = magnitudes.filter(|&m| m <= 0x7c00).fold(0, i16::max);
+        }
+        soft::widen(top as u16)
     }
     #[inline]
     fn wide_to_f32(w: f32, _: f32) -> f32 {
@@ -347,9 +358,10 @@ impl Act for f16 {
         dim: usize,
     ) -> ScratchSize {
         // Input rows (k rows of every input channel), a block of weights,
-        // a block of output rows; or a query and a candidate patch.
+        // a block of output rows and a residual row; or a query and a
+        // candidate patch.
         let conv = layers
-            .map(|(cin, cout, k)| k * cin * rs + F16_BLOCK.min(cout) * (cin * k * k + rs))
+            .map(|(cin, cout, k)| (k * cin + 1) * rs + F16_BLOCK.min(cout) * (cin * k * k + rs))
             .max()
             .unwrap_or(0);
         ScratchSize {
@@ -382,6 +394,7 @@ impl Act for f16 {
             ));
         }
         let (rows, rest_f) = s.f.split_at_mut(l.cin * band.plane);
+        let (res_row, rest_f) = rest_f.split_at_mut(rs);
         for ci in 0..l.cin {
             let from = ci * sb.plane + (band.first - sb.first) * rs;
             to_f32(
@@ -415,8 +428,10 @@ impl Act for f16 {
                 if let Some((res, ch)) = &c.res {
                     if co + j < *ch {
                         let at = (co + j) * res.band.plane + res.band.at(y, 0);
-                        for (d, v) in r.iter_mut().zip(&rest.get(res.range.clone())[at..at + w]) {
-                            *d += v.to_f32();
+                        let add = &mut res_row[..w];
+                        to_f32(c.isa, &rest.get(res.range.clone())[at..at + w], add);
+                        for (d, v) in r.iter_mut().zip(add.iter()) {
+                            *d += *v;
                         }
                     }
                 }
@@ -477,11 +492,13 @@ impl Act for f16 {
 
     #[inline]
     fn fold(acc: &mut f16, z: f32, count: u32) {
-        *acc = f16::from_f32(acc.to_f32() + z / count as f32);
+        let sum = soft::widen(acc.to_bits()) + z / count as f32;
+        *acc = f16::from_bits(soft::narrow(sum));
     }
     #[inline]
     fn finish(acc: f16, x: f16, _: u32) -> f16 {
-        f16::from_f32(acc.to_f32() - x.to_f32())
+        let d = soft::widen(acc.to_bits()) - soft::widen(x.to_bits());
+        f16::from_bits(soft::narrow(d))
     }
 }
 
@@ -714,11 +731,7 @@ pub fn to_f32(isa: Isa, src: &[f16], dst: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Avx2Fma` proves AVX2, FMA and F16C.
         Isa::Avx2Fma(_) => unsafe { f16c::to_f32(src, dst) },
-        _ => {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = s.to_f32();
-            }
-        }
+        _ => soft::to_f32(src, dst),
     }
 }
 
@@ -728,10 +741,73 @@ pub fn to_f16(isa: Isa, src: &[f32], dst: &mut [f16]) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Avx2Fma` proves AVX2, FMA and F16C.
         Isa::Avx2Fma(_) => unsafe { f16c::to_f16(src, dst) },
-        _ => {
-            for (d, s) in dst.iter_mut().zip(src) {
-                *d = f16::from_f32(*s);
-            }
+        _ => soft::to_f16(src, dst),
+    }
+}
+
+/// Portable binary16 conversions written as selects, which the compiler
+/// vectorises in the slice loops: bit for bit those of F16C (a NaN is
+/// quieted and keeps the top bits of its payload). They rely on the default
+/// rounding mode, and give the same bits when the CPU flushes subnormal
+/// f32 values to zero (the only ones they meet round to binary16 zero).
+mod soft {
+    use half::f16;
+
+    /// 2⁻²⁴, the binary16 subnormal step.
+    const SUB_STEP: f32 = 1.0 / 16_777_216.0;
+
+    /// The value of binary16 bits `h`.
+    #[inline(always)]
+    pub fn widen(h: u16) -> f32 {
+        let sign = u32::from(h & 0x8000) << 16;
+        let m = u32::from(h & 0x7fff);
+        let bits = if m < 0x0400 {
+            // Zero or subnormal: m steps of 2⁻²⁴, exact in f32.
+            (m as f32 * SUB_STEP).to_bits()
+        } else if m < 0x7c00 {
+            // Normal: the exponent rebiased from 15 to 127.
+            (m << 13) + (112 << 23)
+        } else if m == 0x7c00 {
+            0x7f80_0000
+        } else {
+            0x7fc0_0000 | (m << 13)
+        };
+        f32::from_bits(sign | bits)
+    }
+
+    /// `v` rounded to binary16 bits, to nearest, ties to even.
+    #[inline(always)]
+    pub fn narrow(v: f32) -> u16 {
+        let x = v.to_bits();
+        let sign = (x >> 16) & 0x8000;
+        let a = x & 0x7fff_ffff;
+        let h = if a > 0x7f80_0000 {
+            0x7e00 | ((a >> 13) & 0x03ff)
+        } else if a >= 0x477f_f000 {
+            // 65520 and above (infinity included) round to infinity.
+            0x7c00
+        } else if a >= 0x3880_0000 {
+            // Normal: rebias, then drop 13 bits rounding half to even.
+            let odd = (a >> 13) & 1;
+            (a - (112 << 23) + 0x0fff + odd) >> 13
+        } else {
+            // Below 2⁻¹⁴: adding ½, whose f32 step is 2⁻²⁴, rounds the
+            // magnitude to whole subnormal steps, the count left in the
+            // low mantissa bits (up to 0x400, the least normal).
+            (f32::from_bits(a) + 0.5).to_bits() - 0x3f00_0000
+        };
+        (sign | h) as u16
+    }
+
+    pub fn to_f32(src: &[f16], dst: &mut [f32]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = widen(s.to_bits());
+        }
+    }
+
+    pub fn to_f16(src: &[f32], dst: &mut [f16]) {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f16::from_bits(narrow(*s));
         }
     }
 }
@@ -747,18 +823,27 @@ mod f16c {
     #[target_feature(enable = "avx2,f16c")]
     pub unsafe fn to_f32(src: &[f16], dst: &mut [f32]) {
         let n = src.len().min(dst.len());
+        let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
         let mut i = 0;
+        while i + 32 <= n {
+            // SAFETY: i + 32 <= n keeps every access inside the slices.
+            unsafe {
+                for j in (i..i + 32).step_by(8) {
+                    let h = _mm_loadu_si128(s.add(j).cast());
+                    _mm256_storeu_ps(d.add(j), _mm256_cvtph_ps(h));
+                }
+            }
+            i += 32;
+        }
         while i + 8 <= n {
             // SAFETY: i + 8 <= n keeps both accesses inside the slices.
             unsafe {
-                let h = _mm_loadu_si128(src.as_ptr().add(i).cast());
-                _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(h));
+                let h = _mm_loadu_si128(s.add(i).cast());
+                _mm256_storeu_ps(d.add(i), _mm256_cvtph_ps(h));
             }
             i += 8;
         }
-        for j in i..n {
-            dst[j] = src[j].to_f32();
-        }
+        super::soft::to_f32(&src[i..n], &mut dst[i..n]);
     }
 
     /// # Safety
@@ -766,19 +851,29 @@ mod f16c {
     #[target_feature(enable = "avx2,f16c")]
     pub unsafe fn to_f16(src: &[f32], dst: &mut [f16]) {
         let n = src.len().min(dst.len());
+        let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
         let mut i = 0;
+        while i + 32 <= n {
+            // SAFETY: i + 32 <= n keeps every access inside the slices.
+            unsafe {
+                for j in (i..i + 32).step_by(8) {
+                    let v = _mm256_loadu_ps(s.add(j));
+                    let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
+                    _mm_storeu_si128(d.add(j).cast(), h);
+                }
+            }
+            i += 32;
+        }
         while i + 8 <= n {
             // SAFETY: i + 8 <= n keeps both accesses inside the slices.
             unsafe {
-                let v = _mm256_loadu_ps(src.as_ptr().add(i));
+                let v = _mm256_loadu_ps(s.add(i));
                 let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
-                _mm_storeu_si128(dst.as_mut_ptr().add(i).cast(), h);
+                _mm_storeu_si128(d.add(i).cast(), h);
             }
             i += 8;
         }
-        for j in i..n {
-            dst[j] = f16::from_f32(src[j]);
-        }
+        super::soft::to_f16(&src[i..n], &mut dst[i..n]);
     }
 }
 
@@ -809,5 +904,139 @@ mod tests {
         to_f32(isa, &a, &mut c);
         to_f32(Isa::Generic, &a, &mut d);
         assert!(c.iter().zip(&d).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    fn same(a: f32, b: f32) -> bool {
+        a.to_bits() == b.to_bits()
+    }
+
+    /// f32 bit patterns: a stride through all of them (every sign,
+    /// exponent and NaN payload class), and the edges of the binary16 range
+    /// with their neighbours.
+    fn f32_patterns() -> impl Iterator<Item = u32> {
+        let edges = [
+            0x0000_0000u32,
+            0x0000_0001,
+            0x3300_0000, // 2⁻²⁵: a tie between zero and the least subnormal
+            0x3300_0001,
+            0x3380_0000,
+            0x387f_f000,
+            0x3880_0000, // 2⁻¹⁴, the least normal
+            0x3f80_0000,
+            0x3f80_1000, // a tie rounding to even (down)
+            0x3f80_3000, // a tie rounding to even (up)
+            0x477f_e000, // 65504, the largest finite
+            0x477f_efff,
+            0x477f_f000, // 65520: rounds to infinity
+            0x7f7f_ffff,
+            0x7f80_0000,
+            0x7f80_0001, // a signalling NaN
+            0x7fc0_0000,
+            0x7fff_ffff,
+        ];
+        let around = edges
+            .into_iter()
+            .flat_map(|e| (0..=2u32).map(move |d| e.wrapping_add(d).wrapping_sub(1)))
+            .flat_map(|b| [b, b | 0x8000_0000]);
+        (0..=u32::MAX).step_by(4093).chain(around)
+    }
+
+    #[test]
+    fn portable_widening_is_exact_for_every_binary16_value() {
+        for h in 0..=u16::MAX {
+            let (got, want) = (soft::widen(h), f16::from_bits(h).to_f32());
+            assert!(same(got, want), "{h:#06x}: {got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn portable_rounding_matches_the_reference() {
+        for bits in f32_patterns() {
+            let v = f32::from_bits(bits);
+            let (got, want) = (soft::narrow(v), f16::from_f32(v).to_bits());
+            assert_eq!(got, want, "{bits:#010x}");
+        }
+    }
+
+    #[test]
+    fn every_isa_converts_every_value_alike() {
+        let isa = Isa::detect();
+        let mut all = [f16::ZERO; 1 << 16];
+        for (h, v) in (0..=u16::MAX).zip(all.iter_mut()) {
+            *v = f16::from_bits(h);
+        }
+        let (mut a, mut b) = ([0f32; 1 << 16], [0f32; 1 << 16]);
+        // Lengths that leave every tail length of the vector loops.
+        for n in [all.len(), 1, 7, 8, 31, 33, 45] {
+            to_f32(isa, &all[all.len() - n..], &mut a[..n]);
+            to_f32(Isa::Generic, &all[all.len() - n..], &mut b[..n]);
+            assert!(a[..n].iter().zip(&b[..n]).all(|(x, y)| same(*x, *y)), "{n}");
+        }
+        let mut pats = f32_patterns().map(f32::from_bits).peekable();
+        let mut src = [0f32; 4099];
+        let (mut c, mut d) = ([f16::ZERO; 4099], [f16::ZERO; 4099]);
+        let mut n = 0;
+        while pats.peek().is_some() {
+            for (v, p) in src.iter_mut().zip(&mut pats) {
+                *v = p;
+            }
+            // Lengths 4099, 4098, … leave every tail length too.
+            let len = src.len() - n % 40;
+            to_f16(isa, &src[..len], &mut c[..len]);
+            to_f16(Isa::Generic, &src[..len], &mut d[..len]);
+            let (c, d) = (&c[..len], &d[..len]);
+            assert!(c.iter().zip(d).all(|(x, y)| x.to_bits() == y.to_bits()));
+            n += 1;
+        }
+    }
+
+    #[test]
+    fn f16_peak_is_the_largest_magnitude_ignoring_nan() {
+        let reference = |s: &[f16]| s.iter().fold(0.0f32, |m, v| m.max(v.to_f32().abs()));
+        let mut st = 5u64;
+        let mut vals = [f16::ZERO; 300];
+        for case in 0..200 {
+            for v in vals.iter_mut() {
+                st = st
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let bits = (st >> 48) as u16;
+                // Mostly finite values, some infinities and NaNs.
+                *v = f16::from_bits(if case % 4 == 0 { bits } else { bits & 0xbbff });
+            }
+            let n = case % vals.len();
+            let s = &vals[..n];
+            let (got, want) = (<f16 as Act>::peak(s, 1.0), reference(s));
+            assert!(same(got, want), "case {case}: {got} vs {want}");
+        }
+        let nan = f16::from_bits(0xfe01);
+        let only_nan = [nan, f16::NAN];
+        assert!(same(<f16 as Act>::peak(&only_nan, 1.0), 0.0));
+        let mixed = [nan, f16::NEG_INFINITY, f16::ONE];
+        assert_eq!(<f16 as Act>::peak(&mixed, 1.0), f32::INFINITY);
+        assert!(same(<f16 as Act>::peak(&[f16::NEG_ZERO], 1.0), 0.0));
+    }
+
+    #[test]
+    fn f16_fold_and_finish_round_once() {
+        let mut st = 9u64;
+        let mut next = || {
+            st = st
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            f16::from_bits((st >> 48) as u16 & 0x7bff | (st >> 16) as u16 & 0x8000)
+        };
+        for i in 0..100_000u32 {
+            let (a, b) = (next(), next());
+            let z = b.to_f32() * 1.37;
+            let count = 1 + i % 9;
+            let mut acc = a;
+            <f16 as Act>::fold(&mut acc, z, count);
+            let want = f16::from_f32(a.to_f32() + z / count as f32);
+            assert_eq!(acc.to_bits(), want.to_bits(), "{a} {z} {count}");
+            let d = <f16 as Act>::finish(a, b, count);
+            let want = f16::from_f32(a.to_f32() - b.to_f32());
+            assert_eq!(d.to_bits(), want.to_bits(), "{a} {b}");
+        }
     }
 }
