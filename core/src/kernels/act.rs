@@ -26,8 +26,10 @@ use super::fixed::{self, Mult};
 use super::Isa;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ConvLayer, Weights};
+#[cfg(target_arch = "x86_64")]
+use crate::n3::aggregate::avx2;
 use crate::n3::aggregate::{
-    aggregate_with, check_indices, check_lengths, squared_distance, squared_distances,
+    aggregate_with, check_indices, check_lengths, squared_distance, squared_distances_with,
 };
 use crate::tensor::Band;
 use crate::workspace::Pod;
@@ -244,7 +246,7 @@ impl Act for f32 {
     }
 
     fn distances(
-        _: Isa,
+        isa: Isa,
         data: &[f32],
         dim: usize,
         query: &[f32],
@@ -253,7 +255,7 @@ impl Act for f32 {
         _: f32,
         _: &mut Scratch<'_>,
     ) -> Result<()> {
-        squared_distances(data, dim, query, indices, out)
+        squared_distances_with(isa, data, dim, query, indices, out)
     }
 
     fn aggregate(
@@ -398,11 +400,24 @@ impl Act for f16 {
         s: &mut Scratch<'_>,
     ) -> Result<()> {
         index_check(data.len(), dim, indices, query.len())?;
+        if out.len() != indices.len() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "distances: output length",
+            ));
+        }
         let (q, cand) = s.f[..2 * dim].split_at_mut(dim);
         to_f32(isa, query, q);
-        for (o, &i) in out.iter_mut().zip(indices) {
-            to_f32(isa, &data[i as usize * dim..][..dim], cand);
-            *o = squared_distance(q, cand);
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx2Fma` proves AVX2, FMA and F16C; indices and lengths were checked.
+            Isa::Avx2Fma(_) => unsafe { avx2::distances(data, dim, q, indices, out) },
+            _ => {
+                for (o, &i) in out.iter_mut().zip(indices) {
+                    to_f32(isa, &data[i as usize * dim..][..dim], cand);
+                    *o = squared_distance(q, cand);
+                }
+            }
         }
         Ok(())
     }
@@ -420,6 +435,12 @@ impl Act for f16 {
         check_indices(data.len(), dim, indices)?;
         let n = indices.len();
         check_lengths(dim, n, k, weights.len(), out.len())?;
+        #[cfg(target_arch = "x86_64")]
+        if let Isa::Avx2Fma(_) = isa {
+            // SAFETY: `Avx2Fma` proves AVX2, FMA and F16C; indices and lengths were checked.
+            unsafe { avx2::aggregate(data, dim, indices, weights, out) };
+            return Ok(());
+        }
         let row = &mut s.f[..dim];
         out.fill(0.0);
         for (c, &i) in indices.iter().enumerate() {
@@ -570,7 +591,7 @@ impl Act for i16 {
         check_lengths(dim, indices.len(), k, weights.len(), out.len())?;
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2Fma` proves AVX2; the body is safe code.
+            // SAFETY: `Avx2Fma` proves AVX2; indices and lengths were checked.
             Isa::Avx2Fma(_) => unsafe { q16_avx2::aggregate(data, dim, indices, weights, out) },
             _ => q16_aggregate(data, dim, indices, weights, out),
         }
@@ -612,18 +633,31 @@ fn q16_distances(
     }
 }
 
+/// A q16 aggregation weight: clamped to `[0, 1]` and rounded to
+/// [`WEIGHT_BITS`] fractional bits (at most `2^WEIGHT_BITS`).
+#[inline(always)]
+fn q16_weight(w: f32) -> i64 {
+    let one = (1u32 << WEIGHT_BITS) as f32;
+    // Weights are in [0, 1]: the cast truncates a non-negative value.
+    (w.clamp(0.0, 1.0) * one + 0.5) as i64
+}
+
+/// The rounded aggregate of a q16 sum of weighted patches.
+#[inline(always)]
+fn q16_round(z: i64) -> i64 {
+    (z + (1i64 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS
+}
+
 /// q16 aggregation: weights rounded to [`WEIGHT_BITS`] fractional bits,
 /// integer sums, rounded back to the patches' scale.
 #[inline(always)]
 fn q16_aggregate(data: &[i16], dim: usize, indices: &[u32], weights: &[f32], out: &mut [i64]) {
     let n = indices.len();
-    let one = (1u32 << WEIGHT_BITS) as f32;
     out.fill(0);
     for (c, &i) in indices.iter().enumerate() {
         let row = &data[i as usize * dim..][..dim];
         for (j, z) in out.chunks_exact_mut(dim).enumerate() {
-            // Weights are in [0, 1]: the cast truncates a non-negative value.
-            let w = (weights[j * n + c].clamp(0.0, 1.0) * one + 0.5) as i64;
+            let w = q16_weight(weights[j * n + c]);
             if w == 0 {
                 continue;
             }
@@ -632,15 +666,16 @@ fn q16_aggregate(data: &[i16], dim: usize, indices: &[u32], weights: &[f32], out
             }
         }
     }
-    let half = 1i64 << (WEIGHT_BITS - 1);
     for z in out.iter_mut() {
-        *z = (*z + half) >> WEIGHT_BITS;
+        *z = q16_round(*z);
     }
 }
 
-/// The q16 N³ kernels compiled with AVX2 (the same integers).
+/// The q16 N³ kernels with AVX2 (the same integers).
 #[cfg(target_arch = "x86_64")]
 mod q16_avx2 {
+    use core::arch::x86_64::*;
+
     /// # Safety
     /// The CPU must support AVX2.
     #[target_feature(enable = "avx2")]
@@ -655,8 +690,85 @@ mod q16_avx2 {
         super::q16_distances(data, dim, query, indices, out, scale);
     }
 
+    /// Bits of the low piece of a weight: `w = h·2¹⁰ + l` with `h ≤ 2¹⁴`
+    /// and `l < 2¹⁰`, both non-negative `i16`s (`w ≤ 2²⁴`).
+    const PIECE_BITS: u32 = 10;
+    /// Most the pieces of one neighbour may add up to within a chunk of
+    /// candidates: `|Σ piece·x| ≤ 65535 · 2¹⁵ < 2³¹`, so the `i32` sums of
+    /// the chunk are exact.
+    const PIECE_SUM_MAX: u32 = 65_535;
+    /// Most candidate pairs of one chunk.
+    const PAIRS: usize = 64;
+    /// Most neighbours accumulated at once (4 `i32` vectors each).
+    const KB: usize = 3;
+
+    /// The weight pieces of a chunk of candidate pairs, packed for
+    /// `vpmaddwd`: the `i16` piece of the pair's first candidate in the low
+    /// half of an `i32`, the second's in the high half.
+    struct Chunk {
+        pairs: usize,
+        first: [u32; PAIRS],
+        second: [u32; PAIRS],
+        high: [[i32; PAIRS]; KB],
+        low: [[i32; PAIRS]; KB],
+    }
+
+    impl Chunk {
+        /// Packs candidates from `c` on (weights of neighbours `j0 .. j0 +
+        /// kb`) until the chunk is full or a piece sum would pass
+        /// [`PIECE_SUM_MAX`]; returns the first candidate not packed.
+        fn pack(
+            &mut self,
+            indices: &[u32],
+            weights: &[f32],
+            j0: usize,
+            kb: usize,
+            c: usize,
+        ) -> usize {
+            let n = indices.len();
+            let mut sums = [[0u32; 2]; KB];
+            let mut c = c;
+            self.pairs = 0;
+            while self.pairs < PAIRS && c < n {
+                let pair = c + 1 < n;
+                let mut pieces = [[0u32; 4]; KB];
+                let mut fits = true;
+                for (jj, (pc, sum)) in pieces.iter_mut().zip(&mut sums).enumerate().take(kb) {
+                    let row = &weights[(j0 + jj) * n..][..n];
+                    let a = super::q16_weight(row[c]) as u32;
+                    let b = if pair {
+                        super::q16_weight(row[c + 1]) as u32
+                    } else {
+                        0
+                    };
+                    let mask = (1 << PIECE_BITS) - 1;
+                    *pc = [a >> PIECE_BITS, b >> PIECE_BITS, a & mask, b & mask];
+                    let h = sum[0] + pc[0] + pc[1];
+                    let l = sum[1] + pc[2] + pc[3];
+                    fits &= h <= PIECE_SUM_MAX && l <= PIECE_SUM_MAX;
+                }
+                if !fits {
+                    break;
+                }
+                let p = self.pairs;
+                for (jj, pc) in pieces.iter().enumerate().take(kb) {
+                    sums[jj][0] += pc[0] + pc[1];
+                    sums[jj][1] += pc[2] + pc[3];
+                    self.high[jj][p] = (pc[0] | pc[1] << 16) as i32;
+                    self.low[jj][p] = (pc[2] | pc[3] << 16) as i32;
+                }
+                self.first[p] = indices[c];
+                self.second[p] = indices[if pair { c + 1 } else { c }];
+                self.pairs += 1;
+                c += 2;
+            }
+            c
+        }
+    }
+
     /// # Safety
-    /// The CPU must support AVX2.
+    /// The CPU must support AVX2; `indices` select rows of `data` (`dim`
+    /// values each), `weights` hold `k·n` and `out` `k·dim` values.
     #[target_feature(enable = "avx2")]
     pub unsafe fn aggregate(
         data: &[i16],
@@ -665,7 +777,121 @@ mod q16_avx2 {
         weights: &[f32],
         out: &mut [i64],
     ) {
-        super::q16_aggregate(data, dim, indices, weights, out);
+        let n = indices.len();
+        let k = out.len() / dim;
+        out.fill(0);
+        let mut chunk = Chunk {
+            pairs: 0,
+            first: [0; PAIRS],
+            second: [0; PAIRS],
+            high: [[0; PAIRS]; KB],
+            low: [[0; PAIRS]; KB],
+        };
+        let mut j0 = 0;
+        while j0 < k {
+            // Blocks as even as they can be: 7 = 3 + 2 + 2.
+            let kb = (k - j0).div_ceil((k - j0).div_ceil(KB));
+            let mut c = 0;
+            while c < n {
+                c = chunk.pack(indices, weights, j0, kb, c);
+                let mut m = 0;
+                while m + 16 <= dim {
+                    // SAFETY: m + 16 <= dim, j0 + kb <= k; the chunk holds
+                    // rows of `data` and sums that fit an i32.
+                    unsafe {
+                        match kb {
+                            3 => columns::<3>(data, dim, &chunk, out, j0, m),
+                            2 => columns::<2>(data, dim, &chunk, out, j0, m),
+                            _ => columns::<1>(data, dim, &chunk, out, j0, m),
+                        }
+                    }
+                    m += 16;
+                }
+                for mm in m..dim {
+                    for jj in 0..kb {
+                        let mut z = 0i64;
+                        for p in 0..chunk.pairs {
+                            let (h, l) = (chunk.high[jj][p], chunk.low[jj][p]);
+                            let wa = i64::from(h & 0xffff) << PIECE_BITS | i64::from(l & 0xffff);
+                            let wb = i64::from(h >> 16) << PIECE_BITS | i64::from(l >> 16);
+                            let xa = data[chunk.first[p] as usize * dim + mm];
+                            let xb = data[chunk.second[p] as usize * dim + mm];
+                            z += wa * i64::from(xa) + wb * i64::from(xb);
+                        }
+                        out[(j0 + jj) * dim + mm] += z;
+                    }
+                }
+            }
+            j0 += kb;
+        }
+        for z in out.iter_mut() {
+            *z = super::q16_round(*z);
+        }
+    }
+
+    /// Adds the chunk's weighted sums of columns `m .. m + 16` of
+    /// neighbours `j0 .. j0 + B` to `out`.
+    ///
+    /// # Safety
+    /// AVX2 must be available; the chunk's rows exist in `data` (`dim`
+    /// values each), `m + 16 <= dim`, `out` holds `(j0 + B)·dim` values and
+    /// the chunk's piece sums are at most [`PIECE_SUM_MAX`].
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn columns<const B: usize>(
+        data: &[i16],
+        dim: usize,
+        chunk: &Chunk,
+        out: &mut [i64],
+        j0: usize,
+        m: usize,
+    ) {
+        let mut high = [[_mm256_setzero_si256(); 2]; B];
+        let mut low = [[_mm256_setzero_si256(); 2]; B];
+        let d = data.as_ptr();
+        for p in 0..chunk.pairs {
+            // SAFETY: both rows exist and m + 16 <= dim.
+            let (xa, xb) = unsafe {
+                (
+                    _mm256_loadu_si256(d.add(chunk.first[p] as usize * dim + m).cast()),
+                    _mm256_loadu_si256(d.add(chunk.second[p] as usize * dim + m).cast()),
+                )
+            };
+            // Columns 0–3 and 8–11, 4–7 and 12–15, the candidates interleaved.
+            let x = [_mm256_unpacklo_epi16(xa, xb), _mm256_unpackhi_epi16(xa, xb)];
+            for jj in 0..B {
+                let h = _mm256_set1_epi32(chunk.high[jj][p]);
+                let l = _mm256_set1_epi32(chunk.low[jj][p]);
+                for (half, &xv) in x.iter().enumerate() {
+                    high[jj][half] = _mm256_add_epi32(high[jj][half], _mm256_madd_epi16(xv, h));
+                    low[jj][half] = _mm256_add_epi32(low[jj][half], _mm256_madd_epi16(xv, l));
+                }
+            }
+        }
+        for jj in 0..B {
+            for half in 0..2 {
+                let (h, l) = (high[jj][half], low[jj][half]);
+                let lanes = [
+                    (_mm256_castsi256_si128(h), _mm256_castsi256_si128(l)),
+                    (
+                        _mm256_extracti128_si256::<1>(h),
+                        _mm256_extracti128_si256::<1>(l),
+                    ),
+                ];
+                for (lane, (h, l)) in lanes.into_iter().enumerate() {
+                    let z = _mm256_add_epi64(
+                        _mm256_slli_epi64::<{ PIECE_BITS as i32 }>(_mm256_cvtepi32_epi64(h)),
+                        _mm256_cvtepi32_epi64(l),
+                    );
+                    let at = (j0 + jj) * dim + m + 8 * lane + 4 * half;
+                    // SAFETY: at + 4 <= (j0 + B)·dim <= out.len().
+                    unsafe {
+                        let o = out.as_mut_ptr().add(at).cast::<__m256i>();
+                        _mm256_storeu_si256(o, _mm256_add_epi64(_mm256_loadu_si256(o), z));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -770,5 +996,132 @@ mod tests {
         to_f32(isa, &a, &mut c);
         to_f32(Isa::Generic, &a, &mut d);
         assert!(c.iter().zip(&d).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    /// A generator of pseudo-random values.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 32) as u32
+        }
+        /// Uniform in `[0, 1)`.
+        fn unit(&mut self) -> f32 {
+            (self.next() >> 8) as f32 / (1u32 << 24) as f32
+        }
+    }
+
+    /// Candidates, neighbours, patch length and how weights and values are
+    /// drawn (0: random, 1: extremes, 2: softmax-like).
+    const CASES: [(usize, usize, usize, u8); 7] = [
+        (224, 7, 800, 2),
+        (224, 7, 800, 0),
+        (300, 7, 48, 1),
+        (5, 3, 37, 0),
+        (1, 1, 16, 1),
+        (131, 4, 21, 2),
+        (224, 2, 800, 1),
+    ];
+
+    fn q16_case(r: &mut Lcg, mode: u8, data: &mut [i16], weights: &mut [f32]) {
+        for v in data.iter_mut() {
+            *v = match mode {
+                1 => [i16::MIN, i16::MAX, -1, 0][r.next() as usize % 4],
+                _ => r.next() as i16,
+            };
+        }
+        for w in weights.iter_mut() {
+            *w = match mode {
+                1 => [0.0, 1.0, 1.0 - f32::EPSILON, 0.999_99, 2.0, -1.0][r.next() as usize % 6],
+                2 => {
+                    let e = r.unit();
+                    e * e * e * e * e * e * 0.05
+                }
+                _ => r.unit(),
+            };
+        }
+    }
+
+    #[test]
+    fn q16_aggregate_kernels_match_the_reference() {
+        let mut r = Lcg(3);
+        let mut data = [0i16; 320 * 800];
+        let mut weights = [0f32; 7 * 300];
+        let (mut want, mut got) = ([0i64; 7 * 800], [0i64; 7 * 800]);
+        let mut scratch = Scratch {
+            f: &mut [],
+            i32s: &mut [],
+            i64s: &mut [],
+        };
+        for &(n, k, dim, mode) in &CASES {
+            let rows = 320 * 800 / dim;
+            let data = &mut data[..rows * dim];
+            let weights = &mut weights[..k * n];
+            q16_case(&mut r, mode, data, weights);
+            let idx: [u32; 300] = core::array::from_fn(|_| r.next() % rows as u32);
+            let (want, got) = (&mut want[..k * dim], &mut got[..k * dim]);
+            let idx = &idx[..n];
+            i16::aggregate(Isa::Generic, data, dim, idx, weights, k, want, &mut scratch).unwrap();
+            i16::aggregate(Isa::detect(), data, dim, idx, weights, k, got, &mut scratch).unwrap();
+            assert_eq!(want, got, "n {n} k {k} dim {dim} mode {mode}");
+        }
+    }
+
+    #[test]
+    fn f16_kernels_match_the_reference() {
+        let mut r = Lcg(5);
+        let data: [f16; 40 * 803] = core::array::from_fn(|_| f16::from_f32(r.unit() * 4.0 - 2.0));
+        let weights: [f32; 7 * 13] = core::array::from_fn(|_| r.unit());
+        let idx: [u32; 13] = core::array::from_fn(|_| r.next() % 40);
+        let mut f = [0f32; 2 * 803];
+        let mut s = Scratch {
+            f: &mut f,
+            i32s: &mut [],
+            i64s: &mut [],
+        };
+        for (dim, n, k) in [(800, 13, 7), (803, 5, 3), (16, 1, 1), (21, 4, 6)] {
+            let (data, idx, w) = (&data[..40 * dim], &idx[..n], &weights[..k * n]);
+            let query = &data[7 * dim..8 * dim];
+            let (mut want, mut got) = ([0f32; 13], [0f32; 13]);
+            f16::distances(
+                Isa::Generic,
+                data,
+                dim,
+                query,
+                idx,
+                &mut want[..n],
+                1.0,
+                &mut s,
+            )
+            .unwrap();
+            f16::distances(
+                Isa::detect(),
+                data,
+                dim,
+                query,
+                idx,
+                &mut got[..n],
+                1.0,
+                &mut s,
+            )
+            .unwrap();
+            for (a, b) in want.iter().zip(&got) {
+                assert!((a - b).abs() <= 1e-5 * a.max(1.0), "dim {dim}: {a} vs {b}");
+            }
+            let (mut want, mut got) = ([0f32; 7 * 803], [0f32; 7 * 803]);
+            let (want, got) = (&mut want[..k * dim], &mut got[..k * dim]);
+            f16::aggregate(Isa::Generic, data, dim, idx, w, k, want, &mut s).unwrap();
+            f16::aggregate(Isa::detect(), data, dim, idx, w, k, got, &mut s).unwrap();
+            for (a, b) in want.iter().zip(got.iter()) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                    "dim {dim}: {a} vs {b}"
+                );
+            }
+        }
     }
 }
