@@ -568,7 +568,7 @@ impl Act for i16 {
         index_check(data.len(), dim, indices, query.len())?;
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2Fma` proves AVX2; the body is safe code.
+            // SAFETY: `Avx2Fma` proves AVX2; indices and lengths were checked.
             Isa::Avx2Fma(_) => unsafe {
                 q16_avx2::distances(data, dim, query, indices, out, scale)
             },
@@ -676,8 +676,86 @@ fn q16_aggregate(data: &[i16], dim: usize, indices: &[u32], weights: &[f32], out
 mod q16_avx2 {
     use core::arch::x86_64::*;
 
+    /// Values summed in `i32` lanes before they are widened: 128 products
+    /// of at most `2¹⁵ · 2⁸` in each lane.
+    const SPAN: usize = 16 * 128;
+
+    /// `Σ x·y`, with `x = x_h·2⁸ + x_l` split into a signed high byte and
+    /// an unsigned low one so that `vpmaddwd` sums stay exact: the `i32`
+    /// lanes of `(Σ y·x_h, Σ y·x_l)` for `x` and `y` of 16 values.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn split_dot(y: __m256i, x: __m256i, acc: &mut [__m256i; 2]) {
+        let high = _mm256_srai_epi16::<8>(x);
+        let low = _mm256_and_si256(x, _mm256_set1_epi16(0xff));
+        acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(y, high));
+        acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(y, low));
+    }
+
+    /// Pairs of `i32` lanes added as `i64`s.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn wide(v: __m256i) -> __m256i {
+        _mm256_add_epi64(
+            _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)),
+            _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(v)),
+        )
+    }
+
+    /// `acc[0]·2⁸ + acc[1]` summed over the lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn split_sum(acc: &[__m256i; 2]) -> i64 {
+        let mut s = [0i64; 4];
+        let v = _mm256_add_epi64(_mm256_slli_epi64::<8>(wide(acc[0])), wide(acc[1]));
+        // SAFETY: `s` holds four i64s.
+        unsafe { _mm256_storeu_si256(s.as_mut_ptr().cast(), v) };
+        (s[0] + s[1]) + (s[2] + s[3])
+    }
+
+    /// `(Σ q·x, Σ x·x)` over `q.len()` values, exactly.
+    ///
     /// # Safety
-    /// The CPU must support AVX2.
+    /// AVX2 must be available and `x` readable for `q.len()` values.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn dots(q: &[i16], x: *const i16) -> (i64, i64) {
+        let (mut qx, mut xx) = (0i64, 0i64);
+        let mut m = 0;
+        while m + 16 <= q.len() {
+            let end = (m + SPAN).min(q.len() - q.len() % 16);
+            let (mut a, mut b) = ([_mm256_setzero_si256(); 2], [_mm256_setzero_si256(); 2]);
+            while m < end {
+                // SAFETY: m + 16 <= q.len(), inside both.
+                let (qv, xv) = unsafe {
+                    (
+                        _mm256_loadu_si256(q.as_ptr().add(m).cast()),
+                        _mm256_loadu_si256(x.add(m).cast()),
+                    )
+                };
+                split_dot(qv, xv, &mut a);
+                split_dot(xv, xv, &mut b);
+                m += 16;
+            }
+            qx += split_sum(&a);
+            xx += split_sum(&b);
+        }
+        for (mm, &qv) in q.iter().enumerate().skip(m) {
+            // SAFETY: mm < q.len().
+            let xv = i64::from(unsafe { *x.add(mm) });
+            qx += i64::from(qv) * xv;
+            xx += xv * xv;
+        }
+        (qx, xx)
+    }
+
+    /// The q16 distances: `Σ (q − x)² = Σ q² − 2·Σ q·x + Σ x²`, every
+    /// sum exact.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `indices` select rows of `data` (`dim`
+    /// values each), `query` holds `dim` values and `out` as many as
+    /// `indices`.
     #[target_feature(enable = "avx2")]
     pub unsafe fn distances(
         data: &[i16],
@@ -687,28 +765,38 @@ mod q16_avx2 {
         out: &mut [f32],
         scale: f32,
     ) {
-        super::q16_distances(data, dim, query, indices, out, scale);
+        let s2 = scale * scale;
+        // SAFETY: the query holds dim values.
+        let (_, qq) = unsafe { dots(query, query.as_ptr()) };
+        for (o, &i) in out.iter_mut().zip(indices) {
+            // SAFETY: row i of `data` exists.
+            let (qx, xx) = unsafe { dots(query, data.as_ptr().add(i as usize * dim)) };
+            *o = (qq - 2 * qx + xx) as f32 * s2;
+        }
     }
 
-    /// Bits of the low piece of a weight: `w = h·2¹⁰ + l` with `h ≤ 2¹⁴`
-    /// and `l < 2¹⁰`, both non-negative `i16`s (`w ≤ 2²⁴`).
-    const PIECE_BITS: u32 = 10;
-    /// Most the pieces of one neighbour may add up to within a chunk of
-    /// candidates: `|Σ piece·x| ≤ 65535 · 2¹⁵ < 2³¹`, so the `i32` sums of
-    /// the chunk are exact.
+    /// Bits of the low piece of a weight `w ≤ 2²⁴`: `w = h·2⁹ + l` with
+    /// `h` the nearest integer to `w / 2⁹` (at most `2¹⁵ − 1`) and so
+    /// `|l| ≤ 2⁸` (`2⁹` for `w = 2²⁴`), both `i16`s.
+    const PIECE_BITS: u32 = 9;
+    /// Most the magnitudes of the pieces of one neighbour may add up to
+    /// within a chunk of candidates: `|Σ piece·x| ≤ 65535 · 2¹⁵ < 2³¹`, so
+    /// the `i32` sums of the chunk are exact. Softmax weights (sum 1, so
+    /// `Σ h ≈ 2¹⁵`) of up to 255 candidates fit one chunk.
     const PIECE_SUM_MAX: u32 = 65_535;
     /// Most candidate pairs of one chunk.
-    const PAIRS: usize = 64;
-    /// Most neighbours accumulated at once (4 `i32` vectors each).
-    const KB: usize = 3;
+    const PAIRS: usize = 112;
+    /// Most neighbours accumulated at once (2 `i32` vectors each).
+    const KB: usize = 7;
 
     /// The weight pieces of a chunk of candidate pairs, packed for
     /// `vpmaddwd`: the `i16` piece of the pair's first candidate in the low
     /// half of an `i32`, the second's in the high half.
     struct Chunk {
         pairs: usize,
-        first: [u32; PAIRS],
-        second: [u32; PAIRS],
+        /// Where the rows of the pair's candidates start in the data.
+        first: [usize; PAIRS],
+        second: [usize; PAIRS],
         high: [[i32; PAIRS]; KB],
         low: [[i32; PAIRS]; KB],
     }
@@ -717,9 +805,11 @@ mod q16_avx2 {
         /// Packs candidates from `c` on (weights of neighbours `j0 .. j0 +
         /// kb`) until the chunk is full or a piece sum would pass
         /// [`PIECE_SUM_MAX`]; returns the first candidate not packed.
+        #[allow(clippy::too_many_arguments)]
         fn pack(
             &mut self,
             indices: &[u32],
+            dim: usize,
             weights: &[f32],
             j0: usize,
             kb: usize,
@@ -731,20 +821,24 @@ mod q16_avx2 {
             self.pairs = 0;
             while self.pairs < PAIRS && c < n {
                 let pair = c + 1 < n;
-                let mut pieces = [[0u32; 4]; KB];
+                let mut pieces = [[0i32; 4]; KB];
                 let mut fits = true;
                 for (jj, (pc, sum)) in pieces.iter_mut().zip(&mut sums).enumerate().take(kb) {
                     let row = &weights[(j0 + jj) * n..][..n];
-                    let a = super::q16_weight(row[c]) as u32;
+                    let a = super::q16_weight(row[c]) as i32;
                     let b = if pair {
-                        super::q16_weight(row[c + 1]) as u32
+                        super::q16_weight(row[c + 1]) as i32
                     } else {
                         0
                     };
-                    let mask = (1 << PIECE_BITS) - 1;
-                    *pc = [a >> PIECE_BITS, b >> PIECE_BITS, a & mask, b & mask];
-                    let h = sum[0] + pc[0] + pc[1];
-                    let l = sum[1] + pc[2] + pc[3];
+                    let half = 1 << (PIECE_BITS - 1);
+                    let (ha, hb) = (
+                        ((a + half) >> PIECE_BITS).min(i16::MAX.into()),
+                        ((b + half) >> PIECE_BITS).min(i16::MAX.into()),
+                    );
+                    *pc = [ha, hb, a - (ha << PIECE_BITS), b - (hb << PIECE_BITS)];
+                    let h = sum[0] + pc[0].unsigned_abs() + pc[1].unsigned_abs();
+                    let l = sum[1] + pc[2].unsigned_abs() + pc[3].unsigned_abs();
                     fits &= h <= PIECE_SUM_MAX && l <= PIECE_SUM_MAX;
                 }
                 if !fits {
@@ -752,13 +846,14 @@ mod q16_avx2 {
                 }
                 let p = self.pairs;
                 for (jj, pc) in pieces.iter().enumerate().take(kb) {
-                    sums[jj][0] += pc[0] + pc[1];
-                    sums[jj][1] += pc[2] + pc[3];
-                    self.high[jj][p] = (pc[0] | pc[1] << 16) as i32;
-                    self.low[jj][p] = (pc[2] | pc[3] << 16) as i32;
+                    sums[jj][0] += pc[0].unsigned_abs() + pc[1].unsigned_abs();
+                    sums[jj][1] += pc[2].unsigned_abs() + pc[3].unsigned_abs();
+                    let pack = |x: i32, y: i32| (x as u16 as u32 | (y as u16 as u32) << 16) as i32;
+                    self.high[jj][p] = pack(pc[0], pc[1]);
+                    self.low[jj][p] = pack(pc[2], pc[3]);
                 }
-                self.first[p] = indices[c];
-                self.second[p] = indices[if pair { c + 1 } else { c }];
+                self.first[p] = indices[c] as usize * dim;
+                self.second[p] = indices[if pair { c + 1 } else { c }] as usize * dim;
                 self.pairs += 1;
                 c += 2;
             }
@@ -789,33 +884,38 @@ mod q16_avx2 {
         };
         let mut j0 = 0;
         while j0 < k {
-            // Blocks as even as they can be: 7 = 3 + 2 + 2.
+            // Blocks as even as they can be.
             let kb = (k - j0).div_ceil((k - j0).div_ceil(KB));
             let mut c = 0;
             while c < n {
-                c = chunk.pack(indices, weights, j0, kb, c);
+                c = chunk.pack(indices, dim, weights, j0, kb, c);
                 let mut m = 0;
-                while m + 16 <= dim {
-                    // SAFETY: m + 16 <= dim, j0 + kb <= k; the chunk holds
+                while m + 8 <= dim {
+                    // SAFETY: m + 8 <= dim, j0 + kb <= k; the chunk holds
                     // rows of `data` and sums that fit an i32.
                     unsafe {
+                        let (d, c) = (data, &chunk);
                         match kb {
-                            3 => columns::<3>(data, dim, &chunk, out, j0, m),
-                            2 => columns::<2>(data, dim, &chunk, out, j0, m),
-                            _ => columns::<1>(data, dim, &chunk, out, j0, m),
+                            7 => columns::<7>(d, c, out, dim, j0, m),
+                            6 => columns::<6>(d, c, out, dim, j0, m),
+                            5 => columns::<5>(d, c, out, dim, j0, m),
+                            4 => columns::<4>(d, c, out, dim, j0, m),
+                            3 => columns::<3>(d, c, out, dim, j0, m),
+                            2 => columns::<2>(d, c, out, dim, j0, m),
+                            _ => columns::<1>(d, c, out, dim, j0, m),
                         }
                     }
-                    m += 16;
+                    m += 8;
                 }
                 for mm in m..dim {
                     for jj in 0..kb {
                         let mut z = 0i64;
                         for p in 0..chunk.pairs {
                             let (h, l) = (chunk.high[jj][p], chunk.low[jj][p]);
-                            let wa = i64::from(h & 0xffff) << PIECE_BITS | i64::from(l & 0xffff);
-                            let wb = i64::from(h >> 16) << PIECE_BITS | i64::from(l >> 16);
-                            let xa = data[chunk.first[p] as usize * dim + mm];
-                            let xb = data[chunk.second[p] as usize * dim + mm];
+                            let wa = (i64::from(h as i16) << PIECE_BITS) + i64::from(l as i16);
+                            let wb = (i64::from(h >> 16) << PIECE_BITS) + i64::from(l >> 16);
+                            let xa = data[chunk.first[p] + mm];
+                            let xb = data[chunk.second[p] + mm];
                             z += wa * i64::from(xa) + wb * i64::from(xb);
                         }
                         out[(j0 + jj) * dim + mm] += z;
@@ -829,66 +929,62 @@ mod q16_avx2 {
         }
     }
 
-    /// Adds the chunk's weighted sums of columns `m .. m + 16` of
+    /// Adds the chunk's weighted sums of columns `m .. m + 8` of
     /// neighbours `j0 .. j0 + B` to `out`.
     ///
     /// # Safety
     /// AVX2 must be available; the chunk's rows exist in `data` (`dim`
-    /// values each), `m + 16 <= dim`, `out` holds `(j0 + B)·dim` values and
+    /// values each), `m + 8 <= dim`, `out` holds `(j0 + B)·dim` values and
     /// the chunk's piece sums are at most [`PIECE_SUM_MAX`].
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn columns<const B: usize>(
         data: &[i16],
-        dim: usize,
         chunk: &Chunk,
         out: &mut [i64],
+        dim: usize,
         j0: usize,
         m: usize,
     ) {
-        let mut high = [[_mm256_setzero_si256(); 2]; B];
-        let mut low = [[_mm256_setzero_si256(); 2]; B];
+        let mut high = [_mm256_setzero_si256(); B];
+        let mut low = [_mm256_setzero_si256(); B];
         let d = data.as_ptr();
         for p in 0..chunk.pairs {
-            // SAFETY: both rows exist and m + 16 <= dim.
+            // SAFETY: both rows exist and m + 8 <= dim.
             let (xa, xb) = unsafe {
                 (
-                    _mm256_loadu_si256(d.add(chunk.first[p] as usize * dim + m).cast()),
-                    _mm256_loadu_si256(d.add(chunk.second[p] as usize * dim + m).cast()),
+                    _mm_loadu_si128(d.add(chunk.first[p] + m).cast()),
+                    _mm_loadu_si128(d.add(chunk.second[p] + m).cast()),
                 )
             };
-            // Columns 0–3 and 8–11, 4–7 and 12–15, the candidates interleaved.
-            let x = [_mm256_unpacklo_epi16(xa, xb), _mm256_unpackhi_epi16(xa, xb)];
+            // Columns 0–7, the two candidates' values interleaved.
+            let x = _mm256_set_m128i(_mm_unpackhi_epi16(xa, xb), _mm_unpacklo_epi16(xa, xb));
             for jj in 0..B {
                 let h = _mm256_set1_epi32(chunk.high[jj][p]);
                 let l = _mm256_set1_epi32(chunk.low[jj][p]);
-                for (half, &xv) in x.iter().enumerate() {
-                    high[jj][half] = _mm256_add_epi32(high[jj][half], _mm256_madd_epi16(xv, h));
-                    low[jj][half] = _mm256_add_epi32(low[jj][half], _mm256_madd_epi16(xv, l));
-                }
+                high[jj] = _mm256_add_epi32(high[jj], _mm256_madd_epi16(x, h));
+                low[jj] = _mm256_add_epi32(low[jj], _mm256_madd_epi16(x, l));
             }
         }
         for jj in 0..B {
-            for half in 0..2 {
-                let (h, l) = (high[jj][half], low[jj][half]);
-                let lanes = [
-                    (_mm256_castsi256_si128(h), _mm256_castsi256_si128(l)),
-                    (
-                        _mm256_extracti128_si256::<1>(h),
-                        _mm256_extracti128_si256::<1>(l),
-                    ),
-                ];
-                for (lane, (h, l)) in lanes.into_iter().enumerate() {
-                    let z = _mm256_add_epi64(
-                        _mm256_slli_epi64::<{ PIECE_BITS as i32 }>(_mm256_cvtepi32_epi64(h)),
-                        _mm256_cvtepi32_epi64(l),
-                    );
-                    let at = (j0 + jj) * dim + m + 8 * lane + 4 * half;
-                    // SAFETY: at + 4 <= (j0 + B)·dim <= out.len().
-                    unsafe {
-                        let o = out.as_mut_ptr().add(at).cast::<__m256i>();
-                        _mm256_storeu_si256(o, _mm256_add_epi64(_mm256_loadu_si256(o), z));
-                    }
+            let (h, l) = (high[jj], low[jj]);
+            let lanes = [
+                (_mm256_castsi256_si128(h), _mm256_castsi256_si128(l)),
+                (
+                    _mm256_extracti128_si256::<1>(h),
+                    _mm256_extracti128_si256::<1>(l),
+                ),
+            ];
+            for (lane, (h, l)) in lanes.into_iter().enumerate() {
+                let z = _mm256_add_epi64(
+                    _mm256_slli_epi64::<{ PIECE_BITS as i32 }>(_mm256_cvtepi32_epi64(h)),
+                    _mm256_cvtepi32_epi64(l),
+                );
+                let at = (j0 + jj) * dim + m + 4 * lane;
+                // SAFETY: at + 4 <= (j0 + B)·dim <= out.len().
+                unsafe {
+                    let o = out.as_mut_ptr().add(at).cast::<__m256i>();
+                    _mm256_storeu_si256(o, _mm256_add_epi64(_mm256_loadu_si256(o), z));
                 }
             }
         }
@@ -1068,6 +1164,56 @@ mod tests {
             i16::aggregate(Isa::Generic, data, dim, idx, weights, k, want, &mut scratch).unwrap();
             i16::aggregate(Isa::detect(), data, dim, idx, weights, k, got, &mut scratch).unwrap();
             assert_eq!(want, got, "n {n} k {k} dim {dim} mode {mode}");
+        }
+    }
+
+    #[test]
+    fn q16_distance_kernels_match_the_reference() {
+        let mut r = Lcg(11);
+        let mut data = [0i16; 8 * 2100];
+        let mut scratch = Scratch {
+            f: &mut [],
+            i32s: &mut [],
+            i64s: &mut [],
+        };
+        for (dim, mode) in [
+            (800, 0u8),
+            (800, 1),
+            (2100, 1),
+            (2100, 0),
+            (37, 1),
+            (16, 0),
+            (5, 1),
+        ] {
+            let data = &mut data[..8 * dim];
+            q16_case(&mut r, mode, data, &mut []);
+            let idx = [0u32, 3, 1, 7, 7, 2, 5];
+            let query = &data[4 * dim..5 * dim];
+            let (mut want, mut got) = ([0f32; 7], [0f32; 7]);
+            i16::distances(
+                Isa::Generic,
+                data,
+                dim,
+                query,
+                &idx,
+                &mut want,
+                0.5,
+                &mut scratch,
+            )
+            .unwrap();
+            i16::distances(
+                Isa::detect(),
+                data,
+                dim,
+                query,
+                &idx,
+                &mut got,
+                0.5,
+                &mut scratch,
+            )
+            .unwrap();
+            let bits = |v: &[f32; 7]| v.map(f32::to_bits);
+            assert_eq!(bits(&want), bits(&got), "dim {dim} mode {mode}");
         }
     }
 
