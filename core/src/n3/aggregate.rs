@@ -166,8 +166,8 @@ pub(crate) mod avx2 {
 
     use half::f16;
 
-    /// Most neighbours kept in registers at once (2 vectors each).
-    const KB: usize = 6;
+    /// Most neighbours kept in registers at once (a vector each).
+    const KB: usize = 7;
     /// Candidates whose distances are summed at once (2 vectors each).
     const CB: usize = 4;
 
@@ -292,12 +292,24 @@ pub(crate) mod avx2 {
         let k = out.len() / dim;
         let mut j0 = 0;
         while j0 < k {
-            let kb = (k - j0).min(KB);
+            // Blocks as even as they can be.
+            let kb = (k - j0).div_ceil((k - j0).div_ceil(KB));
             let mut m = 0;
-            while m + 16 <= dim {
-                // SAFETY: m + 16 <= dim, j0 + kb <= k; forwarded contract.
-                unsafe { block(data, dim, indices, weights, n, out, j0, kb, m) };
-                m += 16;
+            while m + 8 <= dim {
+                // SAFETY: m + 8 <= dim, j0 + kb <= k; forwarded contract.
+                unsafe {
+                    let (d, i, w) = (data, indices, weights);
+                    match kb {
+                        7 => block::<T, 7>(d, dim, i, w, out, j0, m),
+                        6 => block::<T, 6>(d, dim, i, w, out, j0, m),
+                        5 => block::<T, 5>(d, dim, i, w, out, j0, m),
+                        4 => block::<T, 4>(d, dim, i, w, out, j0, m),
+                        3 => block::<T, 3>(d, dim, i, w, out, j0, m),
+                        2 => block::<T, 2>(d, dim, i, w, out, j0, m),
+                        _ => block::<T, 1>(d, dim, i, w, out, j0, m),
+                    }
+                }
+                m += 8;
             }
             for mm in m..dim {
                 for j in j0..j0 + kb {
@@ -312,48 +324,40 @@ pub(crate) mod avx2 {
         }
     }
 
-    /// Columns `m .. m + 16` of neighbours `j0 .. j0 + kb`, over every candidate.
+    /// Columns `m .. m + 8` of neighbours `j0 .. j0 + B`, over every
+    /// candidate (each candidate's values are read once for all `B`).
     ///
     /// # Safety
     /// AVX2, FMA and F16C must be available; `indices` select rows of `data`
-    /// (`dim` values each), `m + 16 <= dim`, `kb <= KB`, `weights` hold
-    /// `(j0 + kb)·n` and `out` `(j0 + kb)·dim` values.
+    /// (`dim` values each), `m + 8 <= dim`, `weights` hold `(j0 + B)·n` and
+    /// `out` `(j0 + B)·dim` values.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn block<T: Lanes>(
+    unsafe fn block<T: Lanes, const B: usize>(
         data: &[T],
         dim: usize,
         indices: &[u32],
         weights: &[f32],
-        n: usize,
         out: &mut [f32],
         j0: usize,
-        kb: usize,
         m: usize,
     ) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; KB];
+        let n = indices.len();
+        let mut acc = [_mm256_setzero_ps(); B];
         let w = weights.as_ptr();
         for (c, &i) in indices.iter().enumerate() {
-            // SAFETY: row i exists (checked by the caller) and m + 16 <= dim.
-            let (x0, x1) = unsafe {
-                let p = data.as_ptr().add(i as usize * dim + m);
-                (T::load8(p), T::load8(p.add(8)))
-            };
-            for (jj, a) in acc.iter_mut().enumerate().take(kb) {
+            // SAFETY: row i exists (checked by the caller) and m + 8 <= dim.
+            let x = unsafe { T::load8(data.as_ptr().add(i as usize * dim + m)) };
+            for (jj, a) in acc.iter_mut().enumerate() {
                 // SAFETY: (j0 + jj)·n + c < k·n = weights.len().
                 let wv = _mm256_set1_ps(unsafe { *w.add((j0 + jj) * n + c) });
-                a[0] = _mm256_fmadd_ps(wv, x0, a[0]);
-                a[1] = _mm256_fmadd_ps(wv, x1, a[1]);
+                *a = _mm256_fmadd_ps(wv, x, *a);
             }
         }
-        for (jj, a) in acc.iter().enumerate().take(kb) {
-            // SAFETY: (j0 + jj)·dim + m + 16 <= k·dim = out.len().
-            unsafe {
-                let p = out.as_mut_ptr().add((j0 + jj) * dim + m);
-                _mm256_storeu_ps(p, a[0]);
-                _mm256_storeu_ps(p.add(8), a[1]);
-            }
+        for (jj, a) in acc.iter().enumerate() {
+            // SAFETY: (j0 + jj)·dim + m + 8 <= k·dim = out.len().
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((j0 + jj) * dim + m), *a) };
         }
     }
 }
