@@ -27,8 +27,10 @@ use super::qconv;
 use super::Isa;
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{ConvLayer, Weights};
+#[cfg(target_arch = "x86_64")]
+use crate::n3::aggregate::avx2;
 use crate::n3::aggregate::{
-    aggregate_with, check_indices, check_lengths, squared_distance, squared_distances,
+    aggregate_with, check_indices, check_lengths, squared_distance, squared_distances_with,
 };
 use crate::parallel::Parallel;
 use crate::tensor::Band;
@@ -288,7 +290,7 @@ impl Act for f32 {
     }
 
     fn distances(
-        _: Isa,
+        isa: Isa,
         data: &[f32],
         dim: usize,
         query: &[f32],
@@ -297,7 +299,7 @@ impl Act for f32 {
         _: f32,
         _: &mut Scratch<'_>,
     ) -> Result<()> {
-        squared_distances(data, dim, query, indices, out)
+        squared_distances_with(isa, data, dim, query, indices, out)
     }
 
     fn aggregate(
@@ -454,11 +456,24 @@ impl Act for f16 {
         s: &mut Scratch<'_>,
     ) -> Result<()> {
         index_check(data.len(), dim, indices, query.len())?;
+        if out.len() != indices.len() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "distances: output length",
+            ));
+        }
         let (q, cand) = s.f[..2 * dim].split_at_mut(dim);
         to_f32(isa, query, q);
-        for (o, &i) in out.iter_mut().zip(indices) {
-            to_f32(isa, &data[i as usize * dim..][..dim], cand);
-            *o = squared_distance(q, cand);
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `Avx2Fma` proves AVX2, FMA and F16C; indices and lengths were checked.
+            Isa::Avx2Fma(_) => unsafe { avx2::distances(data, dim, q, indices, out) },
+            _ => {
+                for (o, &i) in out.iter_mut().zip(indices) {
+                    to_f32(isa, &data[i as usize * dim..][..dim], cand);
+                    *o = squared_distance(q, cand);
+                }
+            }
         }
         Ok(())
     }
@@ -476,6 +491,12 @@ impl Act for f16 {
         check_indices(data.len(), dim, indices)?;
         let n = indices.len();
         check_lengths(dim, n, k, weights.len(), out.len())?;
+        #[cfg(target_arch = "x86_64")]
+        if let Isa::Avx2Fma(_) = isa {
+            // SAFETY: `Avx2Fma` proves AVX2, FMA and F16C; indices and lengths were checked.
+            unsafe { avx2::aggregate(data, dim, indices, weights, out) };
+            return Ok(());
+        }
         let row = &mut s.f[..dim];
         out.fill(0.0);
         for (c, &i) in indices.iter().enumerate() {
@@ -603,7 +624,7 @@ impl Act for i16 {
         index_check(data.len(), dim, indices, query.len())?;
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2Fma` proves AVX2; the body is safe code.
+            // SAFETY: `Avx2Fma` proves AVX2; indices and lengths were checked.
             Isa::Avx2Fma(_) => unsafe {
                 q16_avx2::distances(data, dim, query, indices, out, scale)
             },
@@ -626,7 +647,7 @@ impl Act for i16 {
         check_lengths(dim, indices.len(), k, weights.len(), out.len())?;
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2Fma` proves AVX2; the body is safe code.
+            // SAFETY: `Avx2Fma` proves AVX2; indices and lengths were checked.
             Isa::Avx2Fma(_) => unsafe { q16_avx2::aggregate(data, dim, indices, weights, out) },
             _ => q16_aggregate(data, dim, indices, weights, out),
         }
@@ -668,18 +689,31 @@ fn q16_distances(
     }
 }
 
+/// A q16 aggregation weight: clamped to `[0, 1]` and rounded to
+/// [`WEIGHT_BITS`] fractional bits (at most `2^WEIGHT_BITS`).
+#[inline(always)]
+fn q16_weight(w: f32) -> i64 {
+    let one = (1u32 << WEIGHT_BITS) as f32;
+    // Weights are in [0, 1]: the cast truncates a non-negative value.
+    (w.clamp(0.0, 1.0) * one + 0.5) as i64
+}
+
+/// The rounded aggregate of a q16 sum of weighted patches.
+#[inline(always)]
+fn q16_round(z: i64) -> i64 {
+    (z + (1i64 << (WEIGHT_BITS - 1))) >> WEIGHT_BITS
+}
+
 /// q16 aggregation: weights rounded to [`WEIGHT_BITS`] fractional bits,
 /// integer sums, rounded back to the patches' scale.
 #[inline(always)]
 fn q16_aggregate(data: &[i16], dim: usize, indices: &[u32], weights: &[f32], out: &mut [i64]) {
     let n = indices.len();
-    let one = (1u32 << WEIGHT_BITS) as f32;
     out.fill(0);
     for (c, &i) in indices.iter().enumerate() {
         let row = &data[i as usize * dim..][..dim];
         for (j, z) in out.chunks_exact_mut(dim).enumerate() {
-            // Weights are in [0, 1]: the cast truncates a non-negative value.
-            let w = (weights[j * n + c].clamp(0.0, 1.0) * one + 0.5) as i64;
+            let w = q16_weight(weights[j * n + c]);
             if w == 0 {
                 continue;
             }
@@ -688,17 +722,96 @@ fn q16_aggregate(data: &[i16], dim: usize, indices: &[u32], weights: &[f32], out
             }
         }
     }
-    let half = 1i64 << (WEIGHT_BITS - 1);
     for z in out.iter_mut() {
-        *z = (*z + half) >> WEIGHT_BITS;
+        *z = q16_round(*z);
     }
 }
 
-/// The q16 N³ kernels compiled with AVX2 (the same integers).
+/// The q16 N³ kernels with AVX2 (the same integers).
 #[cfg(target_arch = "x86_64")]
 mod q16_avx2 {
+    use core::arch::x86_64::*;
+
+    /// Values summed in `i32` lanes before they are widened: 128 products
+    /// of at most `2¹⁵ · 2⁸` in each lane.
+    const SPAN: usize = 16 * 128;
+
+    /// `Σ x·y`, with `x = x_h·2⁸ + x_l` split into a signed high byte and
+    /// an unsigned low one so that `vpmaddwd` sums stay exact: the `i32`
+    /// lanes of `(Σ y·x_h, Σ y·x_l)` for `x` and `y` of 16 values.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn split_dot(y: __m256i, x: __m256i, acc: &mut [__m256i; 2]) {
+        let high = _mm256_srai_epi16::<8>(x);
+        let low = _mm256_and_si256(x, _mm256_set1_epi16(0xff));
+        acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(y, high));
+        acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(y, low));
+    }
+
+    /// Pairs of `i32` lanes added as `i64`s.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn wide(v: __m256i) -> __m256i {
+        _mm256_add_epi64(
+            _mm256_cvtepi32_epi64(_mm256_castsi256_si128(v)),
+            _mm256_cvtepi32_epi64(_mm256_extracti128_si256::<1>(v)),
+        )
+    }
+
+    /// `acc[0]·2⁸ + acc[1]` summed over the lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn split_sum(acc: &[__m256i; 2]) -> i64 {
+        let mut s = [0i64; 4];
+        let v = _mm256_add_epi64(_mm256_slli_epi64::<8>(wide(acc[0])), wide(acc[1]));
+        // SAFETY: `s` holds four i64s.
+        unsafe { _mm256_storeu_si256(s.as_mut_ptr().cast(), v) };
+        (s[0] + s[1]) + (s[2] + s[3])
+    }
+
+    /// `(Σ q·x, Σ x·x)` over `q.len()` values, exactly.
+    ///
     /// # Safety
-    /// The CPU must support AVX2.
+    /// AVX2 must be available and `x` readable for `q.len()` values.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn dots(q: &[i16], x: *const i16) -> (i64, i64) {
+        let (mut qx, mut xx) = (0i64, 0i64);
+        let mut m = 0;
+        while m + 16 <= q.len() {
+            let end = (m + SPAN).min(q.len() - q.len() % 16);
+            let (mut a, mut b) = ([_mm256_setzero_si256(); 2], [_mm256_setzero_si256(); 2]);
+            while m < end {
+                // SAFETY: m + 16 <= q.len(), inside both.
+                let (qv, xv) = unsafe {
+                    (
+                        _mm256_loadu_si256(q.as_ptr().add(m).cast()),
+                        _mm256_loadu_si256(x.add(m).cast()),
+                    )
+                };
+                split_dot(qv, xv, &mut a);
+                split_dot(xv, xv, &mut b);
+                m += 16;
+            }
+            qx += split_sum(&a);
+            xx += split_sum(&b);
+        }
+        for (mm, &qv) in q.iter().enumerate().skip(m) {
+            // SAFETY: mm < q.len().
+            let xv = i64::from(unsafe { *x.add(mm) });
+            qx += i64::from(qv) * xv;
+            xx += xv * xv;
+        }
+        (qx, xx)
+    }
+
+    /// The q16 distances: `Σ (q − x)² = Σ q² − 2·Σ q·x + Σ x²`, every
+    /// sum exact.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; `indices` select rows of `data` (`dim`
+    /// values each), `query` holds `dim` values and `out` as many as
+    /// `indices`.
     #[target_feature(enable = "avx2")]
     pub unsafe fn distances(
         data: &[i16],
@@ -708,11 +821,105 @@ mod q16_avx2 {
         out: &mut [f32],
         scale: f32,
     ) {
-        super::q16_distances(data, dim, query, indices, out, scale);
+        let s2 = scale * scale;
+        // SAFETY: the query holds dim values.
+        let (_, qq) = unsafe { dots(query, query.as_ptr()) };
+        for (o, &i) in out.iter_mut().zip(indices) {
+            // SAFETY: row i of `data` exists.
+            let (qx, xx) = unsafe { dots(query, data.as_ptr().add(i as usize * dim)) };
+            *o = (qq - 2 * qx + xx) as f32 * s2;
+        }
+    }
+
+    /// Bits of the low piece of a weight `w ≤ 2²⁴`: `w = h·2⁹ + l` with
+    /// `h` the nearest integer to `w / 2⁹` (at most `2¹⁵ − 1`) and so
+    /// `|l| ≤ 2⁸` (`2⁹` for `w = 2²⁴`), both `i16`s.
+    const PIECE_BITS: u32 = 9;
+    /// Most the magnitudes of the pieces of one neighbour may add up to
+    /// within a chunk of candidates: `|Σ piece·x| ≤ 65535 · 2¹⁵ < 2³¹`, so
+    /// the `i32` sums of the chunk are exact. Softmax weights (sum 1, so
+    /// `Σ h ≈ 2¹⁵`) of up to 255 candidates fit one chunk.
+    const PIECE_SUM_MAX: u32 = 65_535;
+    /// Most candidate pairs of one chunk.
+    const PAIRS: usize = 112;
+    /// Most neighbours accumulated at once (2 `i32` vectors each).
+    const KB: usize = 7;
+
+    /// The weight pieces of a chunk of candidate pairs, packed for
+    /// `vpmaddwd`: the `i16` piece of the pair's first candidate in the low
+    /// half of an `i32`, the second's in the high half.
+    struct Chunk {
+        pairs: usize,
+        /// Where the rows of the pair's candidates start in the data.
+        first: [usize; PAIRS],
+        second: [usize; PAIRS],
+        high: [[i32; PAIRS]; KB],
+        low: [[i32; PAIRS]; KB],
+    }
+
+    impl Chunk {
+        /// Packs candidates from `c` on (weights of neighbours `j0 .. j0 +
+        /// kb`) until the chunk is full or a piece sum would pass
+        /// [`PIECE_SUM_MAX`]; returns the first candidate not packed.
+        #[allow(clippy::too_many_arguments)]
+        fn pack(
+            &mut self,
+            indices: &[u32],
+            dim: usize,
+            weights: &[f32],
+            j0: usize,
+            kb: usize,
+            c: usize,
+        ) -> usize {
+            let n = indices.len();
+            let mut sums = [[0u32; 2]; KB];
+            let mut c = c;
+            self.pairs = 0;
+            while self.pairs < PAIRS && c < n {
+                let pair = c + 1 < n;
+                let mut pieces = [[0i32; 4]; KB];
+                let mut fits = true;
+                for (jj, (pc, sum)) in pieces.iter_mut().zip(&mut sums).enumerate().take(kb) {
+                    let row = &weights[(j0 + jj) * n..][..n];
+                    let a = super::q16_weight(row[c]) as i32;
+                    let b = if pair {
+                        super::q16_weight(row[c + 1]) as i32
+                    } else {
+                        0
+                    };
+                    let half = 1 << (PIECE_BITS - 1);
+                    let (ha, hb) = (
+                        ((a + half) >> PIECE_BITS).min(i16::MAX.into()),
+                        ((b + half) >> PIECE_BITS).min(i16::MAX.into()),
+                    );
+                    *pc = [ha, hb, a - (ha << PIECE_BITS), b - (hb << PIECE_BITS)];
+                    let h = sum[0] + pc[0].unsigned_abs() + pc[1].unsigned_abs();
+                    let l = sum[1] + pc[2].unsigned_abs() + pc[3].unsigned_abs();
+                    fits &= h <= PIECE_SUM_MAX && l <= PIECE_SUM_MAX;
+                }
+                if !fits {
+                    break;
+                }
+                let p = self.pairs;
+                for (jj, pc) in pieces.iter().enumerate().take(kb) {
+                    sums[jj][0] += pc[0].unsigned_abs() + pc[1].unsigned_abs();
+                    sums[jj][1] += pc[2].unsigned_abs() + pc[3].unsigned_abs();
+                    let pack = |x: i32, y: i32| (x as u16 as u32 | (y as u16 as u32) << 16) as i32;
+                    self.high[jj][p] = pack(pc[0], pc[1]);
+                    self.low[jj][p] = pack(pc[2], pc[3]);
+                }
+                self.first[p] = indices[c] as usize * dim;
+                self.second[p] = indices[if pair { c + 1 } else { c }] as usize * dim;
+                self.pairs += 1;
+                c += 2;
+            }
+            c
+        }
     }
 
     /// # Safety
-    /// The CPU must support AVX2.
+    /// The CPU must support AVX2; `indices` select rows of `data` (`dim`
+    /// values each), `weights` hold `k·n` and `out` `k·dim` values.
     #[target_feature(enable = "avx2")]
     pub unsafe fn aggregate(
         data: &[i16],
@@ -721,7 +928,122 @@ mod q16_avx2 {
         weights: &[f32],
         out: &mut [i64],
     ) {
-        super::q16_aggregate(data, dim, indices, weights, out);
+        let n = indices.len();
+        let k = out.len() / dim;
+        out.fill(0);
+        let mut chunk = Chunk {
+            pairs: 0,
+            first: [0; PAIRS],
+            second: [0; PAIRS],
+            high: [[0; PAIRS]; KB],
+            low: [[0; PAIRS]; KB],
+        };
+        let mut j0 = 0;
+        while j0 < k {
+            // Blocks as even as they can be.
+            let kb = (k - j0).div_ceil((k - j0).div_ceil(KB));
+            let mut c = 0;
+            while c < n {
+                c = chunk.pack(indices, dim, weights, j0, kb, c);
+                let mut m = 0;
+                while m + 8 <= dim {
+                    // SAFETY: m + 8 <= dim, j0 + kb <= k; the chunk holds
+                    // rows of `data` and sums that fit an i32.
+                    unsafe {
+                        let (d, c) = (data, &chunk);
+                        match kb {
+                            7 => columns::<7>(d, c, out, dim, j0, m),
+                            6 => columns::<6>(d, c, out, dim, j0, m),
+                            5 => columns::<5>(d, c, out, dim, j0, m),
+                            4 => columns::<4>(d, c, out, dim, j0, m),
+                            3 => columns::<3>(d, c, out, dim, j0, m),
+                            2 => columns::<2>(d, c, out, dim, j0, m),
+                            _ => columns::<1>(d, c, out, dim, j0, m),
+                        }
+                    }
+                    m += 8;
+                }
+                for mm in m..dim {
+                    for jj in 0..kb {
+                        let mut z = 0i64;
+                        for p in 0..chunk.pairs {
+                            let (h, l) = (chunk.high[jj][p], chunk.low[jj][p]);
+                            let wa = (i64::from(h as i16) << PIECE_BITS) + i64::from(l as i16);
+                            let wb = (i64::from(h >> 16) << PIECE_BITS) + i64::from(l >> 16);
+                            let xa = data[chunk.first[p] + mm];
+                            let xb = data[chunk.second[p] + mm];
+                            z += wa * i64::from(xa) + wb * i64::from(xb);
+                        }
+                        out[(j0 + jj) * dim + mm] += z;
+                    }
+                }
+            }
+            j0 += kb;
+        }
+        for z in out.iter_mut() {
+            *z = super::q16_round(*z);
+        }
+    }
+
+    /// Adds the chunk's weighted sums of columns `m .. m + 8` of
+    /// neighbours `j0 .. j0 + B` to `out`.
+    ///
+    /// # Safety
+    /// AVX2 must be available; the chunk's rows exist in `data` (`dim`
+    /// values each), `m + 8 <= dim`, `out` holds `(j0 + B)·dim` values and
+    /// the chunk's piece sums are at most [`PIECE_SUM_MAX`].
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn columns<const B: usize>(
+        data: &[i16],
+        chunk: &Chunk,
+        out: &mut [i64],
+        dim: usize,
+        j0: usize,
+        m: usize,
+    ) {
+        let mut high = [_mm256_setzero_si256(); B];
+        let mut low = [_mm256_setzero_si256(); B];
+        let d = data.as_ptr();
+        for p in 0..chunk.pairs {
+            // SAFETY: both rows exist and m + 8 <= dim.
+            let (xa, xb) = unsafe {
+                (
+                    _mm_loadu_si128(d.add(chunk.first[p] + m).cast()),
+                    _mm_loadu_si128(d.add(chunk.second[p] + m).cast()),
+                )
+            };
+            // Columns 0–7, the two candidates' values interleaved.
+            let x = _mm256_set_m128i(_mm_unpackhi_epi16(xa, xb), _mm_unpacklo_epi16(xa, xb));
+            for jj in 0..B {
+                let h = _mm256_set1_epi32(chunk.high[jj][p]);
+                let l = _mm256_set1_epi32(chunk.low[jj][p]);
+                high[jj] = _mm256_add_epi32(high[jj], _mm256_madd_epi16(x, h));
+                low[jj] = _mm256_add_epi32(low[jj], _mm256_madd_epi16(x, l));
+            }
+        }
+        for jj in 0..B {
+            let (h, l) = (high[jj], low[jj]);
+            let lanes = [
+                (_mm256_castsi256_si128(h), _mm256_castsi256_si128(l)),
+                (
+                    _mm256_extracti128_si256::<1>(h),
+                    _mm256_extracti128_si256::<1>(l),
+                ),
+            ];
+            for (lane, (h, l)) in lanes.into_iter().enumerate() {
+                let z = _mm256_add_epi64(
+                    _mm256_slli_epi64::<{ PIECE_BITS as i32 }>(_mm256_cvtepi32_epi64(h)),
+                    _mm256_cvtepi32_epi64(l),
+                );
+                let at = (j0 + jj) * dim + m + 4 * lane;
+                // SAFETY: at + 4 <= (j0 + B)·dim <= out.len().
+                unsafe {
+                    let o = out.as_mut_ptr().add(at).cast::<__m256i>();
+                    _mm256_storeu_si256(o, _mm256_add_epi64(_mm256_loadu_si256(o), z));
+                }
+            }
+        }
     }
 }
 
@@ -1037,6 +1359,183 @@ mod tests {
             let d = <f16 as Act>::finish(a, b, count);
             let want = f16::from_f32(a.to_f32() - b.to_f32());
             assert_eq!(d.to_bits(), want.to_bits(), "{a} {b}");
+        }
+    }
+
+    /// A generator of pseudo-random values.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (self.0 >> 32) as u32
+        }
+        /// Uniform in `[0, 1)`.
+        fn unit(&mut self) -> f32 {
+            (self.next() >> 8) as f32 / (1u32 << 24) as f32
+        }
+    }
+
+    /// Candidates, neighbours, patch length and how weights and values are
+    /// drawn (0: random, 1: extremes, 2: softmax-like).
+    const CASES: [(usize, usize, usize, u8); 7] = [
+        (224, 7, 800, 2),
+        (224, 7, 800, 0),
+        (300, 7, 48, 1),
+        (5, 3, 37, 0),
+        (1, 1, 16, 1),
+        (131, 4, 21, 2),
+        (224, 2, 800, 1),
+    ];
+
+    fn q16_case(r: &mut Lcg, mode: u8, data: &mut [i16], weights: &mut [f32]) {
+        for v in data.iter_mut() {
+            *v = match mode {
+                1 => [i16::MIN, i16::MAX, -1, 0][r.next() as usize % 4],
+                _ => r.next() as i16,
+            };
+        }
+        for w in weights.iter_mut() {
+            *w = match mode {
+                1 => [0.0, 1.0, 1.0 - f32::EPSILON, 0.999_99, 2.0, -1.0][r.next() as usize % 6],
+                2 => {
+                    let e = r.unit();
+                    e * e * e * e * e * e * 0.05
+                }
+                _ => r.unit(),
+            };
+        }
+    }
+
+    #[test]
+    fn q16_aggregate_kernels_match_the_reference() {
+        let mut r = Lcg(3);
+        let mut data = [0i16; 320 * 800];
+        let mut weights = [0f32; 7 * 300];
+        let (mut want, mut got) = ([0i64; 7 * 800], [0i64; 7 * 800]);
+        let mut scratch = Scratch {
+            f: &mut [],
+            i32s: &mut [],
+            i64s: &mut [],
+        };
+        for &(n, k, dim, mode) in &CASES {
+            let rows = 320 * 800 / dim;
+            let data = &mut data[..rows * dim];
+            let weights = &mut weights[..k * n];
+            q16_case(&mut r, mode, data, weights);
+            let idx: [u32; 300] = core::array::from_fn(|_| r.next() % rows as u32);
+            let (want, got) = (&mut want[..k * dim], &mut got[..k * dim]);
+            let idx = &idx[..n];
+            i16::aggregate(Isa::Generic, data, dim, idx, weights, k, want, &mut scratch).unwrap();
+            i16::aggregate(Isa::detect(), data, dim, idx, weights, k, got, &mut scratch).unwrap();
+            assert_eq!(want, got, "n {n} k {k} dim {dim} mode {mode}");
+        }
+    }
+
+    #[test]
+    fn q16_distance_kernels_match_the_reference() {
+        let mut r = Lcg(11);
+        let mut data = [0i16; 8 * 2100];
+        let mut scratch = Scratch {
+            f: &mut [],
+            i32s: &mut [],
+            i64s: &mut [],
+        };
+        for (dim, mode) in [
+            (800, 0u8),
+            (800, 1),
+            (2100, 1),
+            (2100, 0),
+            (37, 1),
+            (16, 0),
+            (5, 1),
+        ] {
+            let data = &mut data[..8 * dim];
+            q16_case(&mut r, mode, data, &mut []);
+            let idx = [0u32, 3, 1, 7, 7, 2, 5];
+            let query = &data[4 * dim..5 * dim];
+            let (mut want, mut got) = ([0f32; 7], [0f32; 7]);
+            i16::distances(
+                Isa::Generic,
+                data,
+                dim,
+                query,
+                &idx,
+                &mut want,
+                0.5,
+                &mut scratch,
+            )
+            .unwrap();
+            i16::distances(
+                Isa::detect(),
+                data,
+                dim,
+                query,
+                &idx,
+                &mut got,
+                0.5,
+                &mut scratch,
+            )
+            .unwrap();
+            let bits = |v: &[f32; 7]| v.map(f32::to_bits);
+            assert_eq!(bits(&want), bits(&got), "dim {dim} mode {mode}");
+        }
+    }
+
+    #[test]
+    fn f16_kernels_match_the_reference() {
+        let mut r = Lcg(5);
+        let data: [f16; 40 * 803] = core::array::from_fn(|_| f16::from_f32(r.unit() * 4.0 - 2.0));
+        let weights: [f32; 7 * 13] = core::array::from_fn(|_| r.unit());
+        let idx: [u32; 13] = core::array::from_fn(|_| r.next() % 40);
+        let mut f = [0f32; 2 * 803];
+        let mut s = Scratch {
+            f: &mut f,
+            i32s: &mut [],
+            i64s: &mut [],
+        };
+        for (dim, n, k) in [(800, 13, 7), (803, 5, 3), (16, 1, 1), (21, 4, 6)] {
+            let (data, idx, w) = (&data[..40 * dim], &idx[..n], &weights[..k * n]);
+            let query = &data[7 * dim..8 * dim];
+            let (mut want, mut got) = ([0f32; 13], [0f32; 13]);
+            f16::distances(
+                Isa::Generic,
+                data,
+                dim,
+                query,
+                idx,
+                &mut want[..n],
+                1.0,
+                &mut s,
+            )
+            .unwrap();
+            f16::distances(
+                Isa::detect(),
+                data,
+                dim,
+                query,
+                idx,
+                &mut got[..n],
+                1.0,
+                &mut s,
+            )
+            .unwrap();
+            for (a, b) in want.iter().zip(&got) {
+                assert!((a - b).abs() <= 1e-5 * a.max(1.0), "dim {dim}: {a} vs {b}");
+            }
+            let (mut want, mut got) = ([0f32; 7 * 803], [0f32; 7 * 803]);
+            let (want, got) = (&mut want[..k * dim], &mut got[..k * dim]);
+            f16::aggregate(Isa::Generic, data, dim, idx, w, k, want, &mut s).unwrap();
+            f16::aggregate(Isa::detect(), data, dim, idx, w, k, got, &mut s).unwrap();
+            for (a, b) in want.iter().zip(got.iter()) {
+                assert!(
+                    (a - b).abs() <= 1e-5 * a.abs().max(1.0),
+                    "dim {dim}: {a} vs {b}"
+                );
+            }
         }
     }
 }

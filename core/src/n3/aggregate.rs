@@ -56,8 +56,21 @@ pub fn squared_distance(a: &[f32], b: &[f32]) -> f32 {
     (s4[0] + s4[2]) + (s4[1] + s4[3]) + tail
 }
 
-/// `out[c] = ‖query − data[indices[c]]‖²` for every index.
+/// `out[c] = ‖query − data[indices[c]]‖²` for every index (plain
+/// reference kernel; [`squared_distances_with`] picks a faster one).
 pub fn squared_distances(
+    data: &[f32],
+    dim: usize,
+    query: &[f32],
+    indices: &[u32],
+    out: &mut [f32],
+) -> Result<()> {
+    squared_distances_with(Isa::Generic, data, dim, query, indices, out)
+}
+
+/// [`squared_distances`] with the kernel of instruction set `isa`.
+pub fn squared_distances_with(
+    isa: Isa,
     data: &[f32],
     dim: usize,
     query: &[f32],
@@ -71,9 +84,16 @@ pub fn squared_distances(
             "distances: query or output length",
         ));
     }
-    for (o, &i) in out.iter_mut().zip(indices) {
-        let row = &data[i as usize * dim..][..dim];
-        *o = squared_distance(query, row);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `Avx2Fma` proves the CPU features; lengths and indices were checked above.
+        Isa::Avx2Fma(_) => unsafe { avx2::distances(data, dim, query, indices, out) },
+        _ => {
+            for (o, &i) in out.iter_mut().zip(indices) {
+                let row = &data[i as usize * dim..][..dim];
+                *o = squared_distance(query, row);
+            }
+        }
     }
     Ok(())
 }
@@ -138,19 +158,131 @@ fn aggregate_ref(data: &[f32], dim: usize, indices: &[u32], weights: &[f32], out
     }
 }
 
+/// The AVX2 kernels, for rows of `f32` or of binary16 values (widened with
+/// F16C as they are read).
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
+pub(crate) mod avx2 {
     use core::arch::x86_64::*;
 
-    /// Most neighbours kept in registers at once (2 vectors each).
-    const KB: usize = 6;
+    use half::f16;
+
+    /// Most neighbours kept in registers at once (a vector each).
+    const KB: usize = 7;
+    /// Candidates whose distances are summed at once (2 vectors each).
+    const CB: usize = 4;
+
+    /// Values the kernels read as `f32` vectors.
+    pub trait Lanes: Copy + Into<f32> {
+        /// The eight values at `p` as `f32`.
+        ///
+        /// # Safety
+        /// AVX2, FMA and F16C must be available and `p .. p + 8` readable.
+        unsafe fn load8(p: *const Self) -> __m256;
+    }
+
+    impl Lanes for f32 {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn load8(p: *const f32) -> __m256 {
+            // SAFETY: the caller guarantees `p .. p + 8` is readable.
+            unsafe { _mm256_loadu_ps(p) }
+        }
+    }
+
+    impl Lanes for f16 {
+        #[inline]
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn load8(p: *const f16) -> __m256 {
+            // SAFETY: the caller guarantees `p .. p + 8` is readable.
+            unsafe { _mm256_cvtph_ps(_mm_loadu_si128(p.cast())) }
+        }
+    }
+
+    /// `out[c] = ‖query − data[indices[c]]‖²`, `CB` candidates at a time.
+    ///
+    /// # Safety
+    /// AVX2, FMA and F16C must be available; `indices` must select rows of
+    /// `data` (`dim` values each), `query` hold `dim` values and `out` as
+    /// many as `indices`.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn distances<T: Lanes>(
+        data: &[T],
+        dim: usize,
+        query: &[f32],
+        indices: &[u32],
+        out: &mut [f32],
+    ) {
+        let mut c = 0;
+        while c < indices.len() {
+            let cb = (indices.len() - c).min(CB);
+            let idx = &indices[c..c + cb];
+            let o = &mut out[c..c + cb];
+            // SAFETY: forwarded contract, `cb` indices and outputs.
+            unsafe {
+                match cb {
+                    CB => distance_block::<T, CB>(data, dim, query, idx, o),
+                    3 => distance_block::<T, 3>(data, dim, query, idx, o),
+                    2 => distance_block::<T, 2>(data, dim, query, idx, o),
+                    _ => distance_block::<T, 1>(data, dim, query, idx, o),
+                }
+            }
+            c += cb;
+        }
+    }
+
+    /// The distances of `B` candidates (`indices` and `out` hold `B`).
+    ///
+    /// # Safety
+    /// As [`distances`].
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn distance_block<T: Lanes, const B: usize>(
+        data: &[T],
+        dim: usize,
+        query: &[f32],
+        indices: &[u32],
+        out: &mut [f32],
+    ) {
+        let rows: [*const T; B] =
+            // SAFETY: every index selects a row of `data`.
+            core::array::from_fn(|b| unsafe { data.as_ptr().add(indices[b] as usize * dim) });
+        let mut acc = [[_mm256_setzero_ps(); 2]; B];
+        let q = query.as_ptr();
+        let mut m = 0;
+        while m + 16 <= dim {
+            // SAFETY: m + 16 <= dim: inside the query and every row.
+            unsafe {
+                let (q0, q1) = (_mm256_loadu_ps(q.add(m)), _mm256_loadu_ps(q.add(m + 8)));
+                for (a, &r) in acc.iter_mut().zip(&rows) {
+                    let d0 = _mm256_sub_ps(q0, T::load8(r.add(m)));
+                    let d1 = _mm256_sub_ps(q1, T::load8(r.add(m + 8)));
+                    a[0] = _mm256_fmadd_ps(d0, d0, a[0]);
+                    a[1] = _mm256_fmadd_ps(d1, d1, a[1]);
+                }
+            }
+            m += 16;
+        }
+        for ((o, a), &r) in out.iter_mut().zip(&acc).zip(&rows) {
+            let v = _mm256_add_ps(a[0], a[1]);
+            let s4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+            let s1 = _mm_add_ss(s2, _mm_movehdup_ps(s2));
+            let mut tail = 0.0;
+            for (mm, &qv) in query.iter().enumerate().take(dim).skip(m) {
+                // SAFETY: mm < dim: inside the row.
+                let e = qv - unsafe { *r.add(mm) }.into();
+                tail += e * e;
+            }
+            *o = _mm_cvtss_f32(s1) + tail;
+        }
+    }
 
     /// # Safety
-    /// AVX2 and FMA must be available; `indices` must select rows of `data`,
-    /// `weights` hold `k·n` and `out` `k·dim` values.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn aggregate(
-        data: &[f32],
+    /// AVX2, FMA and F16C must be available; `indices` must select rows of
+    /// `data`, `weights` hold `k·n` and `out` `k·dim` values.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn aggregate<T: Lanes>(
+        data: &[T],
         dim: usize,
         indices: &[u32],
         weights: &[f32],
@@ -160,18 +292,30 @@ mod avx2 {
         let k = out.len() / dim;
         let mut j0 = 0;
         while j0 < k {
-            let kb = (k - j0).min(KB);
+            // Blocks as even as they can be.
+            let kb = (k - j0).div_ceil((k - j0).div_ceil(KB));
             let mut m = 0;
-            while m + 16 <= dim {
-                // SAFETY: m + 16 <= dim, j0 + kb <= k; forwarded contract.
-                unsafe { block(data, dim, indices, weights, n, out, j0, kb, m) };
-                m += 16;
+            while m + 8 <= dim {
+                // SAFETY: m + 8 <= dim, j0 + kb <= k; forwarded contract.
+                unsafe {
+                    let (d, i, w) = (data, indices, weights);
+                    match kb {
+                        7 => block::<T, 7>(d, dim, i, w, out, j0, m),
+                        6 => block::<T, 6>(d, dim, i, w, out, j0, m),
+                        5 => block::<T, 5>(d, dim, i, w, out, j0, m),
+                        4 => block::<T, 4>(d, dim, i, w, out, j0, m),
+                        3 => block::<T, 3>(d, dim, i, w, out, j0, m),
+                        2 => block::<T, 2>(d, dim, i, w, out, j0, m),
+                        _ => block::<T, 1>(d, dim, i, w, out, j0, m),
+                    }
+                }
+                m += 8;
             }
             for mm in m..dim {
                 for j in j0..j0 + kb {
                     let mut s = 0.0;
                     for (c, &i) in indices.iter().enumerate() {
-                        s += weights[j * n + c] * data[i as usize * dim + mm];
+                        s += weights[j * n + c] * data[i as usize * dim + mm].into();
                     }
                     out[j * dim + mm] = s;
                 }
@@ -180,48 +324,40 @@ mod avx2 {
         }
     }
 
-    /// Columns `m .. m + 16` of neighbours `j0 .. j0 + kb`, over every candidate.
+    /// Columns `m .. m + 8` of neighbours `j0 .. j0 + B`, over every
+    /// candidate (each candidate's values are read once for all `B`).
     ///
     /// # Safety
-    /// AVX2 and FMA must be available; `indices` select rows of `data`
-    /// (`dim` values each), `m + 16 <= dim`, `kb <= KB`, `weights` hold
-    /// `(j0 + kb)·n` and `out` `(j0 + kb)·dim` values.
+    /// AVX2, FMA and F16C must be available; `indices` select rows of `data`
+    /// (`dim` values each), `m + 8 <= dim`, `weights` hold `(j0 + B)·n` and
+    /// `out` `(j0 + B)·dim` values.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn block(
-        data: &[f32],
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn block<T: Lanes, const B: usize>(
+        data: &[T],
         dim: usize,
         indices: &[u32],
         weights: &[f32],
-        n: usize,
         out: &mut [f32],
         j0: usize,
-        kb: usize,
         m: usize,
     ) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; KB];
+        let n = indices.len();
+        let mut acc = [_mm256_setzero_ps(); B];
         let w = weights.as_ptr();
         for (c, &i) in indices.iter().enumerate() {
-            // SAFETY: row i exists (checked by the caller) and m + 16 <= dim.
-            let (x0, x1) = unsafe {
-                let p = data.as_ptr().add(i as usize * dim + m);
-                (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
-            };
-            for (jj, a) in acc.iter_mut().enumerate().take(kb) {
+            // SAFETY: row i exists (checked by the caller) and m + 8 <= dim.
+            let x = unsafe { T::load8(data.as_ptr().add(i as usize * dim + m)) };
+            for (jj, a) in acc.iter_mut().enumerate() {
                 // SAFETY: (j0 + jj)·n + c < k·n = weights.len().
                 let wv = _mm256_set1_ps(unsafe { *w.add((j0 + jj) * n + c) });
-                a[0] = _mm256_fmadd_ps(wv, x0, a[0]);
-                a[1] = _mm256_fmadd_ps(wv, x1, a[1]);
+                *a = _mm256_fmadd_ps(wv, x, *a);
             }
         }
-        for (jj, a) in acc.iter().enumerate().take(kb) {
-            // SAFETY: (j0 + jj)·dim + m + 16 <= k·dim = out.len().
-            unsafe {
-                let p = out.as_mut_ptr().add((j0 + jj) * dim + m);
-                _mm256_storeu_ps(p, a[0]);
-                _mm256_storeu_ps(p.add(8), a[1]);
-            }
+        for (jj, a) in acc.iter().enumerate() {
+            // SAFETY: (j0 + jj)·dim + m + 8 <= k·dim = out.len().
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((j0 + jj) * dim + m), *a) };
         }
     }
 }
@@ -268,6 +404,29 @@ mod tests {
             aggregate_with(Isa::detect(), data, dim, &idx, w, k, &mut got[..k * dim]).unwrap();
             for (a, b) in want.iter().zip(&got) {
                 assert!((a - b).abs() < 1e-5, "dim {dim} k {k}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn distance_kernels_match_the_reference() {
+        let mut st = 9u64;
+        let mut rnd = || {
+            st = st
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((st >> 40) as f32) / (1u64 << 24) as f32 - 0.5
+        };
+        let data: [f32; 40 * 803] = core::array::from_fn(|_| rnd());
+        let q: [f32; 803] = core::array::from_fn(|_| rnd());
+        let idx: [u32; 11] = [3, 0, 39, 7, 7, 12, 25, 1, 30, 38, 2];
+        for (dim, n) in [(800, 11), (803, 7), (16, 5), (5, 3), (37, 1), (48, 4)] {
+            let (mut want, mut got) = ([0.0f32; 11], [0.0f32; 11]);
+            let (data, q, idx) = (&data[..40 * dim], &q[..dim], &idx[..n]);
+            squared_distances(data, dim, q, idx, &mut want[..n]).unwrap();
+            squared_distances_with(Isa::detect(), data, dim, q, idx, &mut got[..n]).unwrap();
+            for (a, b) in want.iter().zip(&got) {
+                assert!((a - b).abs() <= 1e-5 * a.max(1.0), "dim {dim}: {a} vs {b}");
             }
         }
     }

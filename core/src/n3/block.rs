@@ -5,7 +5,7 @@
 //! of the `j`-th continuous neighbour patches.
 
 use super::grid::{Axis, Columns};
-use super::relax::relax_logits;
+use super::relax::relax_logits_with;
 use crate::error::{mul, Error, ErrorKind, Result};
 use crate::kernels::act::{Act, Scratch};
 use crate::kernels::Isa;
@@ -244,7 +244,7 @@ pub(crate) fn query_row<A: Act>(
             *l = (prm.logit_scale * -*l + prm.logit_shift) / t;
         }
         let weights = &mut s.weights[..d.k * n];
-        relax_logits(logits, d.k, weights)?;
+        relax_logits_with(isa, logits, d.k, weights)?;
         A::aggregate(
             isa,
             ring.input,
