@@ -394,28 +394,38 @@ fn fold_add<A: Act>(
     out: &mut [A],
 ) {
     let p = d.rows.patch;
-    for (jn, zj) in z.chunks_exact(d.input_dim).enumerate() {
-        for c in 0..channels {
-            let plane = &mut out[((1 + jn) * channels + c) * band.plane..][..band.plane];
-            for dy in 0..p {
-                let Some(y) = d.rows.pixel(i, dy) else {
-                    continue;
-                };
+    // The held columns of the patch (offset, image column, coverage), once
+    // for all its rows and channels; patches are at most 64 wide.
+    let mut cols = [(0usize, 0usize, 0u32); 64];
+    let mut held = 0;
+    for dx in 0..p.min(cols.len()) {
+        if let Some(x) = cw.pixel(&d.cols, j, dx) {
+            let cov = if A::PREDIVIDE {
+                d.cols.coverage(cw.x0 + x + d.cols.before) as u32
+            } else {
+                1
+            };
+            cols[held] = (dx, x, cov);
+            held += 1;
+        }
+    }
+    let cols = &cols[..held];
+    for dy in 0..p {
+        let Some(y) = d.rows.pixel(i, dy) else {
+            continue;
+        };
+        let cy = if A::PREDIVIDE {
+            d.rows.coverage(y + d.rows.before) as u32
+        } else {
+            1
+        };
+        let at = band.at(y, 0);
+        for (jn, zj) in z.chunks_exact(d.input_dim).enumerate() {
+            for c in 0..channels {
+                let row = &mut out[((1 + jn) * channels + c) * band.plane + at..][..band.width];
                 let zrow = &zj[(c * p + dy) * p..][..p];
-                let cy = if A::PREDIVIDE {
-                    d.rows.coverage(y + d.rows.before)
-                } else {
-                    1
-                };
-                for (dx, &v) in zrow.iter().enumerate() {
-                    if let Some(x) = cw.pixel(&d.cols, j, dx) {
-                        let count = if A::PREDIVIDE {
-                            cy * d.cols.coverage(cw.x0 + x + d.cols.before)
-                        } else {
-                            1
-                        };
-                        A::fold(&mut plane[band.at(y, x)], v, count as u32);
-                    }
+                for &(dx, x, cx) in cols {
+                    A::fold(&mut row[x], zrow[dx], cy * cx);
                 }
             }
         }
