@@ -57,8 +57,13 @@ pub fn conv2d_band(
     }
     match isa {
         Isa::Generic => reference(layer, w, src, input, dst, output, rows),
+        // Rows narrower than one vector: the reference computes them.
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => reference(layer, w, src, input, dst, output, rows),
+        Isa::Neon if src.width < 4 => reference(layer, w, src, input, dst, output, rows),
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: `check` verified every buffer length the kernel indexes, and
+        // the rows are at least 4 columns wide.
+        Isa::Neon => unsafe { neon::conv(layer, w, src, input, dst, output, rows) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Avx2Fma` value exists only when the CPU has AVX2 and FMA,
         // and `check` verified every buffer length the kernel indexes.
@@ -330,6 +335,198 @@ mod avx2 {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use core::arch::aarch64::*;
+    use core::ops::Range;
+
+    use crate::model::ConvLayer;
+    use crate::tensor::Band;
+
+    /// Output channels computed together: each input vector feeds this many
+    /// accumulators. Six channels of three vectors keep the 18 accumulators,
+    /// the input vectors and the broadcast weights in the 32 registers (eight
+    /// channels spill).
+    const CB: usize = 6;
+
+    /// Raw views shared by the tiles of one call.
+    struct Args {
+        inp: *const f32,
+        out: *mut f32,
+        w: *const f32,
+        b: *const f32,
+        cin: usize,
+        k: usize,
+        rs: usize,
+        off: usize,
+        src: Band,
+        dst: Band,
+        relu: bool,
+    }
+
+    /// # Safety
+    /// The buffers must have the lengths `conv2d`'s check requires, and the
+    /// rows must be at least 4 columns wide.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn conv(
+        layer: &ConvLayer<'_>,
+        weight: &[f32],
+        src: Band,
+        input: &[f32],
+        dst: Band,
+        output: &mut [f32],
+        rows: Range<usize>,
+    ) {
+        let a = Args {
+            inp: input.as_ptr(),
+            out: output.as_mut_ptr(),
+            w: weight.as_ptr(),
+            b: layer.bias.as_ptr(),
+            cin: layer.cin,
+            k: layer.ksize,
+            rs: src.row_stride(),
+            off: src.pad - layer.ksize / 2,
+            src,
+            dst,
+            relu: layer.relu,
+        };
+        // Row outer, output channels inner, as in the AVX2 kernel: the cin·k
+        // input rows of an output row stay in cache for every channel block.
+        for y in rows {
+            let mut co = 0;
+            while co < layer.cout {
+                let cb = (layer.cout - co).min(CB);
+                // SAFETY: forwarded from this function's contract; co + cb <= cout.
+                unsafe {
+                    match cb {
+                        6 => row::<6>(&a, co, y),
+                        5 => row::<5>(&a, co, y),
+                        4 => row::<4>(&a, co, y),
+                        3 => row::<3>(&a, co, y),
+                        2 => row::<2>(&a, co, y),
+                        _ => row::<1>(&a, co, y),
+                    }
+                }
+                co += cb;
+            }
+        }
+    }
+
+    /// Output row `y` of channels `co .. co + C`.
+    ///
+    /// # Safety
+    /// `a` holds buffers of the lengths `conv2d` checks, the rows are at
+    /// least 4 columns wide, `co + C` output channels exist and `y` is a row
+    /// of the output.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn row<const C: usize>(a: &Args, co: usize, y: usize) {
+        if a.k == 3 {
+            // SAFETY: forwarded; the kernel side is 3.
+            unsafe { row_k::<C, 3>(a, co, y) }
+        } else {
+            // SAFETY: forwarded.
+            unsafe { row_k::<C, 0>(a, co, y) }
+        }
+    }
+
+    /// [`row`] with the kernel side fixed at compile time when `K > 0`.
+    ///
+    /// # Safety
+    /// As [`row`]; besides, `K` is 0 or the kernel side.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn row_k<const C: usize, const K: usize>(a: &Args, co: usize, y: usize) {
+        let w = a.src.width;
+        let mut x = 0;
+        // SAFETY: every tile starts at a column x with x + 4·V <= w.
+        unsafe {
+            while x + 12 <= w {
+                tile::<C, 3, K>(a, co, y, x);
+                x += 12;
+            }
+            while x + 4 <= w {
+                tile::<C, 1, K>(a, co, y, x);
+                x += 4;
+            }
+            // The last 1-3 columns: the vector that ends at the row's end. Each
+            // lane sums the same products in the same order wherever its tile
+            // starts, so the columns computed twice get the same values.
+            if x < w {
+                tile::<C, 1, K>(a, co, y, w - 4);
+            }
+        }
+    }
+
+    /// `V` vectors of 4 pixels of output row `y` from column `x`, channels
+    /// `co .. co + C`: each lane is bias + Σ_ci Σ_ky Σ_kx w · in, fused
+    /// multiply-adds in that order, then ReLU.
+    ///
+    /// # Safety
+    /// As [`row_k`]; besides, `x + 4·V <= width`.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn tile<const C: usize, const V: usize, const K: usize>(
+        a: &Args,
+        co: usize,
+        y: usize,
+        x: usize,
+    ) {
+        let k = if K > 0 { K } else { a.k };
+        let kk = k * k;
+        let wstride = a.cin * kk;
+        let mut acc = [[vdupq_n_f32(0.0); V]; C];
+        for (c, accs) in acc.iter_mut().enumerate() {
+            // SAFETY: co + c < cout, the bias length.
+            let b = vdupq_n_f32(unsafe { *a.b.add(co + c) });
+            *accs = [b; V];
+        }
+        for ci in 0..a.cin {
+            // SAFETY: (co + c)·cin·k² + ci·k² + k² <= cout·cin·k², the weight
+            // length, for every c < C.
+            let wci = unsafe { a.w.add((co * a.cin + ci) * kk) };
+            for ky in 0..k {
+                // SAFETY: padded row y + off + ky is held by the input band
+                // (checked), in plane ci < cin.
+                let src = unsafe {
+                    a.inp
+                        .add(ci * a.src.plane + (y + a.off + ky - a.src.first) * a.rs + x + a.off)
+                };
+                for kx in 0..k {
+                    let mut v_in = [vdupq_n_f32(0.0); V];
+                    for (v, slot) in v_in.iter_mut().enumerate() {
+                        // SAFETY: columns x + off + kx + 4v .. +4 lie inside the
+                        // padded row: x + 4·V <= width and off + kx <= 2·pad.
+                        *slot = unsafe { vld1q_f32(src.add(kx + 4 * v)) };
+                    }
+                    for (c, accs) in acc.iter_mut().enumerate() {
+                        // SAFETY: see `wci`.
+                        let wv = unsafe { *wci.add(c * wstride + ky * k + kx) };
+                        for (acc_v, in_v) in accs.iter_mut().zip(v_in.iter()) {
+                            *acc_v = vfmaq_n_f32(*acc_v, *in_v, wv);
+                        }
+                    }
+                }
+            }
+        }
+        let zero = vdupq_n_f32(0.0);
+        for (c, accs) in acc.iter().enumerate() {
+            // SAFETY: plane co + c < cout of the output, interior pixel (y, x).
+            let dst = unsafe { a.out.add((co + c) * a.dst.plane + a.dst.at(y, x)) };
+            for (v, acc_v) in accs.iter().enumerate() {
+                // maxnm, like f32::max, maps NaN to 0.
+                let r = if a.relu {
+                    vmaxnmq_f32(*acc_v, zero)
+                } else {
+                    *acc_v
+                };
+                // SAFETY: columns x + 4v .. +4 <= width of interior row y.
+                unsafe { vst1q_f32(dst.add(4 * v), r) };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,13 +565,92 @@ mod tests {
         }
     }
 
+    /// One random layer and image: every instruction set against [`direct`],
+    /// the output rows computed in two calls (`0..split`, `split..h`).
+    #[allow(clippy::too_many_arguments)]
+    fn check_case(
+        st: &mut u64,
+        h: usize,
+        w: usize,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        relu: bool,
+        split: usize,
+    ) {
+        let mut buf_in = [0.0f32; 8192];
+        let mut buf_out = [0.0f32; 16384];
+        let mut weights = [0.0f32; 4096];
+        let mut bias = [0.0f32; 24];
+        for v in weights.iter_mut().chain(bias.iter_mut()) {
+            *v = lcg(st);
+        }
+        let g = Geom {
+            height: h,
+            width: w,
+            pad: 2,
+        };
+        let layer = ConvLayer {
+            cin,
+            cout,
+            ksize: k,
+            relu,
+            weight: Weights::F32(&weights[..cout * cin * k * k]),
+            bias: &bias[..cout],
+        };
+        let input = &mut buf_in[..g.len(cin)];
+        input.fill(0.0);
+        for c in 0..cin {
+            for y in 0..h {
+                for x in 0..w {
+                    input[c * g.plane() + g.at(y, x)] = lcg(st);
+                }
+            }
+        }
+        let mut isas = [Isa::Generic; 2];
+        isas[1] = Isa::detect();
+        for isa in isas {
+            let out = &mut buf_out[..g.len(cout)];
+            out.fill(0.0);
+            conv2d(isa, &layer, g, input, out, 0..split).unwrap();
+            for co in 0..cout {
+                for y in split..h {
+                    let row = co * g.plane() + g.at(y, 0);
+                    assert!(out[row..row + w].iter().all(|&v| v == 0.0));
+                }
+            }
+            conv2d(isa, &layer, g, input, out, split..h).unwrap();
+            for co in 0..cout {
+                for y in 0..h {
+                    for x in 0..w {
+                        let want = direct(&layer, g, input, co, y, x);
+                        let got = out[co * g.plane() + g.at(y, x)];
+                        assert!(
+                            (want - got).abs() < 1e-5,
+                            "{isa:?} {h}x{w} cin{cin} cout{cout} k{k} co{co} y{y} x{x}: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+            // The border stays zero.
+            let border: f32 = (0..cout)
+                .flat_map(|co| {
+                    (0..g.plane())
+                        .filter(move |i| {
+                            let (py, px) = (i / g.row_stride(), i % g.row_stride());
+                            py < g.pad || py >= g.pad + h || px < g.pad || px >= g.pad + w
+                        })
+                        .map(move |i| co * g.plane() + i)
+                })
+                .map(|i| out[i].abs())
+                .sum();
+            assert_eq!(border, 0.0);
+        }
+    }
+
     #[test]
     fn every_isa_matches_the_direct_definition() {
         let mut st = 3;
-        let mut buf_in = [0.0f32; 8192];
-        let mut buf_out = [0.0f32; 16384];
-        let mut weights = [0.0f32; 2000];
-        let mut bias = [0.0f32; 16];
         for &(h, w, cin, cout, k, relu) in &[
             (5usize, 37usize, 3usize, 9usize, 3usize, true),
             (4, 8, 2, 4, 3, false),
@@ -383,55 +659,23 @@ mod tests {
             (5, 9, 2, 3, 5, true),
             (2, 1, 3, 2, 1, false),
         ] {
-            let g = Geom {
-                height: h,
-                width: w,
-                pad: 2,
-            };
-            for v in weights.iter_mut().chain(bias.iter_mut()) {
-                *v = lcg(&mut st);
-            }
-            let layer = ConvLayer {
-                cin,
-                cout,
-                ksize: k,
-                relu,
-                weight: Weights::F32(&weights[..cout * cin * k * k]),
-                bias: &bias[..cout],
-            };
-            let input = &mut buf_in[..g.len(cin)];
-            input.fill(0.0);
-            for c in 0..cin {
-                for y in 0..h {
-                    for x in 0..w {
-                        input[c * g.plane() + g.at(y, x)] = lcg(&mut st);
-                    }
-                }
-            }
-            let mut isas = [Isa::Generic; 2];
-            isas[1] = Isa::detect();
-            for isa in isas {
-                let out = &mut buf_out[..g.len(cout)];
-                out.fill(0.0);
-                conv2d(isa, &layer, g, input, out, 0..h).unwrap();
-                for co in 0..cout {
-                    for y in 0..h {
-                        for x in 0..w {
-                            let want = direct(&layer, g, input, co, y, x);
-                            let got = out[co * g.plane() + g.at(y, x)];
-                            assert!(
-                                (want - got).abs() < 1e-5,
-                                "{isa:?} {h}x{w} k{k} co{co} y{y} x{x}: {got} vs {want}"
-                            );
-                        }
-                    }
-                }
-                // The border stays zero.
-                let border: f32 = (0..cout)
-                    .flat_map(|co| (0..g.row_stride()).map(move |x| co * g.plane() + x))
-                    .map(|i| out[i].abs())
-                    .sum();
-                assert_eq!(border, 0.0);
+            check_case(&mut st, h, w, cin, cout, k, relu, h / 2);
+        }
+    }
+
+    /// Every row width up to 40 (every tail after the 12- and 4-pixel tiles),
+    /// channel counts that are not multiples of the channel blocks (6 and 8),
+    /// kernel sides 1, 3 and 5, with and without ReLU.
+    #[test]
+    fn every_isa_matches_the_direct_definition_at_every_width() {
+        let mut st = 11;
+        for w in 1..=40 {
+            for (i, k) in [1usize, 3, 5].into_iter().enumerate() {
+                let n = w * 3 + i;
+                let cin = 1 + n % 5;
+                let cout = 1 + (n * 7) % 19;
+                let h = 2 + n % 3;
+                check_case(&mut st, h, w, cin, cout, k, n % 2 == 0, n % h);
             }
         }
     }
