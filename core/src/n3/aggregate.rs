@@ -136,7 +136,8 @@ pub fn aggregate_with(
     match isa {
         Isa::Generic => aggregate_ref(data, dim, indices, weights, out),
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => aggregate_ref(data, dim, indices, weights, out),
+        // SAFETY: lengths and indices were checked above.
+        Isa::Neon => unsafe { neon::aggregate(data, dim, indices, weights, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Avx2Fma` proves the CPU features; lengths and indices were checked above.
         Isa::Avx2Fma(_) => unsafe { avx2::aggregate(data, dim, indices, weights, out) },
@@ -362,6 +363,122 @@ pub(crate) mod avx2 {
     }
 }
 
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use core::arch::aarch64::*;
+
+    /// Most neighbours kept in registers at once (4 vectors each).
+    const KB: usize = 6;
+
+    /// # Safety
+    /// `indices` must select rows of `data`, `weights` hold `k·n` and `out`
+    /// `k·dim` values.
+    #[target_feature(enable = "neon")]
+    pub unsafe fn aggregate(
+        data: &[f32],
+        dim: usize,
+        indices: &[u32],
+        weights: &[f32],
+        out: &mut [f32],
+    ) {
+        let k = out.len() / dim;
+        let mut j0 = 0;
+        while j0 < k {
+            let kb = (k - j0).min(KB);
+            // SAFETY: j0 + kb <= k; forwarded contract.
+            unsafe {
+                match kb {
+                    6 => columns::<6>(data, dim, indices, weights, out, j0),
+                    5 => columns::<5>(data, dim, indices, weights, out, j0),
+                    4 => columns::<4>(data, dim, indices, weights, out, j0),
+                    3 => columns::<3>(data, dim, indices, weights, out, j0),
+                    2 => columns::<2>(data, dim, indices, weights, out, j0),
+                    _ => columns::<1>(data, dim, indices, weights, out, j0),
+                }
+            }
+            j0 += kb;
+        }
+    }
+
+    /// Every column of neighbours `j0 .. j0 + J`.
+    ///
+    /// # Safety
+    /// As [`aggregate`]; besides, `j0 + J <= k`.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn columns<const J: usize>(
+        data: &[f32],
+        dim: usize,
+        indices: &[u32],
+        weights: &[f32],
+        out: &mut [f32],
+        j0: usize,
+    ) {
+        let n = indices.len();
+        let mut m = 0;
+        while m + 16 <= dim {
+            // SAFETY: m + 16 <= dim; forwarded contract.
+            unsafe { block::<J, 4>(data, dim, indices, weights, out, j0, m) };
+            m += 16;
+        }
+        while m + 4 <= dim {
+            // SAFETY: m + 4 <= dim; forwarded contract.
+            unsafe { block::<J, 1>(data, dim, indices, weights, out, j0, m) };
+            m += 4;
+        }
+        for mm in m..dim {
+            for j in j0..j0 + J {
+                let mut s = 0.0;
+                for (c, &i) in indices.iter().enumerate() {
+                    s += weights[j * n + c] * data[i as usize * dim + mm];
+                }
+                out[j * dim + mm] = s;
+            }
+        }
+    }
+
+    /// Columns `m .. m + 4·V` of neighbours `j0 .. j0 + J`, over every candidate.
+    ///
+    /// # Safety
+    /// `indices` select rows of `data` (`dim` values each), `m + 4·V <= dim`,
+    /// `weights` hold `(j0 + J)·n` and `out` `(j0 + J)·dim` values.
+    #[inline]
+    #[target_feature(enable = "neon")]
+    unsafe fn block<const J: usize, const V: usize>(
+        data: &[f32],
+        dim: usize,
+        indices: &[u32],
+        weights: &[f32],
+        out: &mut [f32],
+        j0: usize,
+        m: usize,
+    ) {
+        let n = indices.len();
+        let mut acc = [[vdupq_n_f32(0.0); V]; J];
+        let w = weights.as_ptr();
+        for (c, &i) in indices.iter().enumerate() {
+            let mut x = [vdupq_n_f32(0.0); V];
+            for (v, xv) in x.iter_mut().enumerate() {
+                // SAFETY: row i exists (checked by the caller) and m + 4·V <= dim.
+                *xv = unsafe { vld1q_f32(data.as_ptr().add(i as usize * dim + m + 4 * v)) };
+            }
+            for (jj, a) in acc.iter_mut().enumerate() {
+                // SAFETY: (j0 + jj)·n + c < k·n = weights.len().
+                let wv = unsafe { *w.add((j0 + jj) * n + c) };
+                for (av, xv) in a.iter_mut().zip(&x) {
+                    *av = vfmaq_n_f32(*av, *xv, wv);
+                }
+            }
+        }
+        for (jj, a) in acc.iter().enumerate() {
+            for (v, av) in a.iter().enumerate() {
+                // SAFETY: (j0 + jj)·dim + m + 4·V <= k·dim = out.len().
+                unsafe { vst1q_f32(out.as_mut_ptr().add((j0 + jj) * dim + m + 4 * v), *av) };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,7 +512,7 @@ mod tests {
         let data: [f32; 40 * 37] = core::array::from_fn(|_| rnd());
         let weights: [f32; 7 * 11] = core::array::from_fn(|_| rnd());
         let idx = [3u32, 0, 39, 7, 7, 12, 25, 1, 30, 38, 2];
-        for (dim, k) in [(37, 7), (16, 1), (5, 3), (32, 6)] {
+        for (dim, k) in [(37, 7), (16, 1), (5, 3), (32, 6), (3, 7), (23, 5), (1, 2)] {
             let data = &data[..40 * dim];
             let w = &weights[..k * idx.len()];
             let mut want = [0.0f32; 7 * 37];
