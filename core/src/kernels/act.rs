@@ -159,7 +159,7 @@ pub(crate) trait Act: Pod + PartialEq + Send + Sync + 'static {
     /// Whether the fold adds patches already divided by the pixel's count.
     const PREDIVIDE: bool;
     /// Accumulator of sums of stored values (patch sums, aggregation).
-    type Wide: Pod + Add<Output = Self::Wide>;
+    type Wide: Pod + Add<Output = Self::Wide> + Send + Sync;
 
     /// Stores real values (`scale` only for q16).
     fn store(isa: Isa, src: &[f32], dst: &mut [Self], scale: f32);
@@ -872,18 +872,28 @@ mod q16_avx2 {
             c: usize,
         ) -> usize {
             let n = indices.len();
+            // Candidates whose weights all round to zero add nothing: they
+            // are left out of the pairs.
+            let skip = |mut c: usize| {
+                while c < n && (0..kb).all(|jj| super::q16_weight(weights[(j0 + jj) * n + c]) == 0)
+                {
+                    c += 1;
+                }
+                c
+            };
             let mut sums = [[0u32; 2]; KB];
-            let mut c = c;
+            let mut c = skip(c);
             self.pairs = 0;
             while self.pairs < PAIRS && c < n {
-                let pair = c + 1 < n;
+                let c2 = skip(c + 1);
+                let pair = c2 < n;
                 let mut pieces = [[0i32; 4]; KB];
                 let mut fits = true;
                 for (jj, (pc, sum)) in pieces.iter_mut().zip(&mut sums).enumerate().take(kb) {
                     let row = &weights[(j0 + jj) * n..][..n];
                     let a = super::q16_weight(row[c]) as i32;
                     let b = if pair {
-                        super::q16_weight(row[c + 1]) as i32
+                        super::q16_weight(row[c2]) as i32
                     } else {
                         0
                     };
@@ -909,9 +919,9 @@ mod q16_avx2 {
                     self.low[jj][p] = pack(pc[2], pc[3]);
                 }
                 self.first[p] = indices[c] as usize * dim;
-                self.second[p] = indices[if pair { c + 1 } else { c }] as usize * dim;
+                self.second[p] = indices[if pair { c2 } else { c }] as usize * dim;
                 self.pairs += 1;
-                c += 2;
+                c = if pair { skip(c2 + 1) } else { n };
             }
             c
         }
