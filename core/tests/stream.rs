@@ -7,7 +7,7 @@ mod common;
 use common::{assert_bits, image, random_spec, to_rows, whole, RandomNet, Rng, Spec};
 use n3net_core::exec::stream::{Stream, PUSH_ROWS};
 use n3net_core::model::{MAX_LAYERS, MAX_N3_BLOCKS};
-use n3net_core::{Cnn, ConvLayer, ErrorKind, Isa, Network, Parallel, Plan, Weights};
+use n3net_core::{Cnn, ConvLayer, ErrorKind, Isa, Network, Parallel, Plan, Precision, Weights};
 
 /// Streams `input` (rows layout) pushing `chunk(i)` rows at the i-th push and
 /// pulling after every push; returns the output rows.
@@ -135,25 +135,40 @@ impl Parallel for Scoped {
 #[test]
 fn lent_threads_give_the_same_bits() {
     let rn = RandomNet::new(Spec::paper(1), 3);
-    let net = rn.network();
     let (h, w) = (70, 93);
-    let rows = to_rows(&image(1, h, w, 4), 1, h, w);
-    for isa in [Isa::Generic, Isa::detect()] {
-        let want = streamed(&net, &rows, h, w, isa, &mut |_| 3);
-        for threads in [2, 3, 4, 7] {
-            let par = Scoped { threads };
-            let mut ws = vec![0u8; Stream::workspace_bytes(&net, w).expect("bytes")];
-            let mut s = Stream::new(&net, h, w, isa, &mut ws).expect("stream");
-            s.set_parallel(&par);
-            let mut got = vec![0.0; h * w];
-            let mut n = 0;
-            for r in rows.chunks(5 * w) {
-                s.push_rows(r).expect("push");
-                n += s.pull_rows(&mut got[n * w..]).expect("pull");
+    let input = image(1, h, w, 4);
+    let rows = to_rows(&input, 1, h, w);
+    let f16 = rn.quantized(Precision::F16, &input, h, w);
+    let q16 = rn.quantized(Precision::Q16, &input, h, w);
+    let nets = [rn.network(), f16.network(&rn), q16.network(&rn)];
+    for net in &nets {
+        let lane_bytes = Stream::lane_workspace_bytes(net).expect("lane bytes");
+        for isa in [Isa::Generic, Isa::detect()] {
+            let want = streamed(net, &rows, h, w, isa, &mut |_| 3);
+            for threads in [2, 3, 4, 7] {
+                let what = format!("{:?}, {threads} threads, {isa:?}", net.precision());
+                let par = Scoped { threads };
+                let mut lane = vec![0u8; lane_bytes];
+                let mut ws = vec![0u8; Stream::workspace_bytes(net, w).expect("bytes")];
+                let mut s = Stream::new(net, h, w, isa, &mut ws).expect("stream");
+                s.set_parallel(&par, &mut lane).expect("lane");
+                let mut got = vec![0.0; h * w];
+                let mut n = 0;
+                for r in rows.chunks(5 * w) {
+                    s.push_rows(r).expect("push");
+                    n += s.pull_rows(&mut got[n * w..]).expect("pull");
+                }
+                assert_eq!(n, h);
+                assert_bits(&got, &want, &what);
             }
-            assert_eq!(n, h);
-            assert_bits(&got, &want, &format!("{} threads, {isa:?}", threads));
         }
+        // A lane one byte short is refused.
+        let par = Scoped { threads: 2 };
+        let mut short = vec![0u8; lane_bytes - 1];
+        let mut ws = vec![0u8; Stream::workspace_bytes(net, w).expect("bytes")];
+        let mut s = Stream::new(net, h, w, Isa::detect(), &mut ws).expect("stream");
+        let err = s.set_parallel(&par, &mut short).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::WorkspaceTooSmall);
     }
 }
 

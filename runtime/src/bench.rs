@@ -70,7 +70,8 @@ pub fn synthetic_rows(cin: usize, height: usize, width: usize) -> Vec<f32> {
 
 /// Streams `rows` (see [`synthetic_rows`]) through `net` over the whole
 /// width, `repeats` times, on `threads` threads (the layers' output channels
-/// split between them); returns the timing and the workspace bytes.
+/// split between them); returns the timing and the workspace bytes (with
+/// the second query lane of a threaded stream).
 pub fn time_stream(
     net: &Network<'_>,
     rows: &[f32],
@@ -82,8 +83,14 @@ pub fn time_stream(
     if rows.len() != net.cin() * height * width || repeats == 0 || threads == 0 {
         bail!("bench: input size, repeats or threads");
     }
-    let bytes = Stream::workspace_bytes(net, width)?;
-    let mut ws = vec![0u8; bytes];
+    let lane_bytes = if threads > 1 {
+        Stream::lane_workspace_bytes(net)?
+    } else {
+        0
+    };
+    let bytes = Stream::workspace_bytes(net, width)? + lane_bytes;
+    let mut ws = vec![0u8; bytes - lane_bytes];
+    let mut lane = vec![0u8; lane_bytes];
     let mut out = vec![0.0f32; net.cout() * width * height];
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -95,7 +102,7 @@ pub fn time_stream(
         pool.install(|| -> anyhow::Result<()> {
             let mut s = Stream::new(net, height, width, Isa::detect(), &mut ws)?;
             if threads > 1 {
-                s.set_parallel(&par);
+                s.set_parallel(&par, &mut lane)?;
             }
             let mut done = 0;
             for r in rows.chunks(net.cin() * width * 8) {

@@ -410,9 +410,17 @@ impl StripeJob<'_, '_> {
     ) -> anyhow::Result<()> {
         let mut ws = vec![0u8; self.workspace_bytes];
         let (h, w) = (self.height, self.width);
+        let mut lane = vec![
+            0u8;
+            if par.is_some() {
+                Stream::lane_workspace_bytes(self.net)?
+            } else {
+                0
+            }
+        ];
         let mut s = Stream::stripe(self.net, h, w, cols.clone(), self.isa, &mut ws)?;
         if let Some(p) = par {
-            s.set_parallel(p);
+            s.set_parallel(p, &mut lane)?;
         }
         let inc = s.input_columns();
         let mut row = vec![0.0f32; w];

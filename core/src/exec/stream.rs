@@ -475,6 +475,8 @@ pub struct Stream<'n, 'w, 'ws> {
     pulled: usize,
     latency: usize,
     par: Option<&'ws dyn Parallel>,
+    /// The second query's scratch when threads are lent (carved per row).
+    lane: &'ws mut [u8],
 }
 
 impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
@@ -652,6 +654,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             pulled: 0,
             latency: 0,
             par: None,
+            lane: &mut [],
         };
         s.shape.build(net, shape.0, shape.1)?;
         // Row indices of the whole image, with its zero rows, fit a usize.
@@ -705,10 +708,32 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     }
 
     /// Lends the stream the threads of `par`: each f32 convolution row is
-    /// split between them by output channels. The output is bit-identical
-    /// with and without it (f16 and q16 streams run on one thread).
-    pub fn set_parallel(&mut self, par: &'ws dyn Parallel) {
+    /// split between them by output channels, and the N³ blocks compute two
+    /// query patches at a time (every precision), the second in `lane`, a
+    /// buffer of at least [`Stream::lane_workspace_bytes`] bytes. The output
+    /// is bit-identical with and without threads.
+    pub fn set_parallel(&mut self, par: &'ws dyn Parallel, lane: &'ws mut [u8]) -> Result<()> {
+        if lane.len() < Self::lane_workspace_bytes(self.net)? {
+            return Err(Error::new(
+                ErrorKind::WorkspaceTooSmall,
+                "lane smaller than Stream::lane_workspace_bytes",
+            ));
+        }
         self.par = Some(par);
+        self.lane = lane;
+        Ok(())
+    }
+
+    /// Exact bytes of the second query scratch [`Stream::set_parallel`]
+    /// needs for `net` (any image size, any alignment of the buffer).
+    pub fn lane_workspace_bytes(net: &Network<'_>) -> Result<usize> {
+        let mut l = Layout::default();
+        match net.precision() {
+            Precision::F32 => lane_layout::<f32>(net, &mut l)?,
+            Precision::F16 => lane_layout::<f16>(net, &mut l)?,
+            Precision::Q16 => lane_layout::<i16>(net, &mut l)?,
+        }
+        l.bytes()
     }
 
     /// Image height.
@@ -1242,6 +1267,13 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             },
         };
         let out = &mut a.rings[range];
+        let mut second = match self.par {
+            Some(par) if !self.lane.is_empty() => {
+                Some((par, carve_lane::<A>(self.net, &d, &mut *self.lane)?))
+            }
+            _ => None,
+        };
+        let lane = second.as_mut().map(|(p, s2)| (*p, s2));
         query_row(
             self.isa,
             s,
@@ -1252,6 +1284,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             i,
             &slots,
             &mut scratch,
+            lane,
             band,
             out,
         )
@@ -1281,6 +1314,58 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
 /// Input rows that must have been pushed for output row `r` of an image
 /// `h` rows tall to be final; `rows(b)` is block `b`'s patch grid along rows.
 /// Least common multiple, `None` on overflow.
+/// Sizes of one query's scratch for any block of `net`: candidates,
+/// weights, aggregated values and the longest patch.
+fn lane_sizes(net: &Network<'_>) -> Result<[usize; 4]> {
+    let mut m = [0; 4];
+    for b in net.n3() {
+        let p = &b.params;
+        let pp = mul(p.patch, p.patch)?;
+        let cand = mul(p.window, p.window)? - 1;
+        let (input, embed) = (mul(b.cin(), pp)?, mul(b.embed.cout(), pp)?);
+        let sizes = [cand, mul(p.k, cand)?, mul(p.k, input)?, input.max(embed)];
+        for (v, s) in m.iter_mut().zip(sizes) {
+            *v = (*v).max(s);
+        }
+    }
+    Ok(m)
+}
+
+fn lane_layout<A: Act>(net: &Network<'_>, l: &mut Layout) -> Result<()> {
+    let [cand, weights, neighbours, dim] = lane_sizes(net)?;
+    let k = A::scratch(&mut core::iter::empty(), 0, dim);
+    l.push::<u32>(cand)?;
+    l.push::<f32>(cand)?;
+    l.push::<f32>(weights)?;
+    l.push::<A::Wide>(neighbours)?;
+    l.push::<f32>(k.f)?;
+    l.push::<i32>(k.i32s)?;
+    l.push::<i64>(k.i64s)
+}
+
+/// The second query's scratch, carved from `lane` (checked by
+/// [`Stream::set_parallel`]) for a block of dimensions `d`.
+fn carve_lane<'l, A: Act>(
+    net: &Network<'_>,
+    d: &N3Dims,
+    lane: &'l mut [u8],
+) -> Result<QueryScratch<'l, A>> {
+    let [cand, weights, neighbours, dim] = lane_sizes(net)?;
+    let k = A::scratch(&mut core::iter::empty(), 0, dim);
+    let mut ws = Carver::new(lane)?;
+    Ok(QueryScratch {
+        indices: ws.take::<u32>(cand)?,
+        logits: ws.take::<f32>(cand)?,
+        weights: ws.take::<f32>(weights)?,
+        neighbours: &mut ws.take::<A::Wide>(neighbours)?[..d.k * d.input_dim],
+        kernel: Scratch {
+            f: ws.take::<f32>(k.f)?,
+            i32s: ws.take::<i32>(k.i32s)?,
+            i64s: ws.take::<i64>(k.i64s)?,
+        },
+    })
+}
+
 fn lcm(a: usize, b: usize) -> Option<usize> {
     let (mut x, mut y) = (a, b);
     while y != 0 {

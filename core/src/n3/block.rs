@@ -11,6 +11,7 @@ use crate::kernels::act::{Act, Scratch};
 use crate::kernels::Isa;
 use crate::math::{exp, ln};
 use crate::model::N3Params;
+use crate::parallel::Parallel;
 use crate::tensor::{Band, Geom};
 
 /// Sizes an N³ block needs for one image geometry.
@@ -216,18 +217,83 @@ pub(crate) fn query_row<A: Act>(
     i: usize,
     ring: &PatchSlots<'_, A>,
     s: &mut QueryScratch<'_, A>,
+    mut lane: Option<(&dyn Parallel, &mut QueryScratch<'_, A>)>,
     out: Band,
     out_data: &mut [A],
 ) -> Result<()> {
-    for j in cw.j0..cw.j0 + cw.n {
+    let end = cw.j0 + cw.n;
+    let held = |j: usize| {
         let (c0, cn) = d.cols.window(j, prm.window);
-        if !cw.holds(c0, cn) {
-            continue;
+        cw.holds(c0, cn)
+    };
+    let next = |mut j: usize| {
+        while j < end && !held(j) {
+            j += 1;
         }
-        let n = candidates(d, cw, prm.window, ring.slots, i, j, s.indices);
+        j
+    };
+    let q = Query {
+        isa,
+        prm,
+        d,
+        cw,
+        embed_scale,
+        i,
+        ring,
+    };
+    let mut j = next(cw.j0);
+    while j < end {
+        let j2 = next(j + 1);
+        match lane.as_mut() {
+            // Two queries at once, folded in order afterwards.
+            Some((par, s2)) if j2 < end => {
+                let (mut ra, mut rb) = (Ok(()), Ok(()));
+                par.join(&mut || ra = q.neighbours(j, s), &mut || {
+                    rb = q.neighbours(j2, s2)
+                });
+                ra.and(rb)?;
+                fold_add(s.neighbours, out, d, cw, channels, i, j, out_data);
+                fold_add(s2.neighbours, out, d, cw, channels, i, j2, out_data);
+                j = next(j2 + 1);
+            }
+            _ => {
+                q.neighbours(j, s)?;
+                fold_add(s.neighbours, out, d, cw, channels, i, j, out_data);
+                j = j2;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the queries of one patch row share.
+struct Query<'q, 'r, A> {
+    isa: Isa,
+    prm: &'q N3Params,
+    d: &'q N3Dims,
+    cw: &'q Columns,
+    embed_scale: f32,
+    i: usize,
+    ring: &'q PatchSlots<'r, A>,
+}
+
+impl<A: Act> Query<'_, '_, A> {
+    /// The `k` aggregated neighbour patches of query `(i, j)`, into
+    /// `s.neighbours`.
+    fn neighbours(&self, j: usize, s: &mut QueryScratch<'_, A>) -> Result<()> {
+        let (d, ring, isa) = (self.d, self.ring, self.isa);
+        let n = candidates(
+            d,
+            self.cw,
+            self.prm.window,
+            ring.slots,
+            self.i,
+            j,
+            s.indices,
+        );
         let idx = &s.indices[..n];
         let logits = &mut s.logits[..n];
-        let q = (i % ring.slots) * cw.n + j - cw.j0;
+        let q = (self.i % ring.slots) * self.cw.n + j - self.cw.j0;
         let query = &ring.embed[q * d.embed_dim..][..d.embed_dim];
         A::distances(
             isa,
@@ -236,12 +302,12 @@ pub(crate) fn query_row<A: Act>(
             query,
             idx,
             logits,
-            embed_scale,
+            self.embed_scale,
             &mut s.kernel,
         )?;
         let t = ring.temps[q];
         for l in logits.iter_mut() {
-            *l = (prm.logit_scale * -*l + prm.logit_shift) / t;
+            *l = (self.prm.logit_scale * -*l + self.prm.logit_shift) / t;
         }
         let weights = &mut s.weights[..d.k * n];
         relax_logits_with(isa, logits, d.k, weights)?;
@@ -254,10 +320,8 @@ pub(crate) fn query_row<A: Act>(
             d.k,
             s.neighbours,
             &mut s.kernel,
-        )?;
-        fold_add(s.neighbours, out, d, cw, channels, i, j, out_data);
+        )
     }
-    Ok(())
 }
 
 /// Runs the N³ block. `io.output` interior is overwritten.
@@ -326,6 +390,7 @@ pub fn n3_forward(
             i,
             &ring,
             &mut scratch,
+            None,
             band,
             io.output,
         )?;
