@@ -42,9 +42,11 @@ results=$dir/results.jsonl
 : >"$results"
 
 cargo build --release -q -p n3net-runtime
-cargo build --release -q -p n3net-core --example fma_peak
+cargo build --release -q -p n3net-core --example fma_peak --example conv_speed
 n3net=target/release/n3net
 peak=$(target/release/examples/fma_peak | tee /dev/stderr | sed -n 's/.*peak: \([0-9.]*\) GMAC.*/\1/p')
+# The 64→64 3×3 convolution alone, f32 and q16, against the same peak.
+target/release/examples/conv_speed | tee "$dir/conv.txt" >&2
 
 IFS=, read -ra size_list <<<"$sizes"
 IFS=, read -ra thread_list <<<"$threads"
@@ -112,11 +114,17 @@ for n in "${size_list[@]}"; do
 done
 
 macs=$("$n3net" info "$dir/sigma25-f32.n3b" | sed -n 's/^multiply-adds *\([0-9]*\) per pixel/\1/p')
-python3 - "$results" "$peak" "$macs" <<'PY'
-import json, sys
+python3 - "$results" "$peak" "$macs" "$dir/conv.txt" <<'PY'
+import json, re, sys
 res, peak, macs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 rows = [json.loads(l) for l in open(res)]
 print(f"\nsingle-core f32 FMA peak: {peak:.2f} GMAC/s; network: {macs:.0f} multiply-adds per pixel")
+for line in open(sys.argv[4]):
+    m = re.match(r"(\S+)\s+f32\s+([0-9.]+) GMAC/s.*q16\s+([0-9.]+) GMAC/s", line)
+    if m:
+        isa, f, q = m.group(1), float(m.group(2)), float(m.group(3))
+        print(f"64→64 3×3 convolution, 1 thread, {isa}: f32 {f:.1f} GMAC/s ({100 * f / peak:.0f} % of the "
+              f"FMA peak), q16 {q:.1f} GMAC/s")
 print("| size | threads | engine | s/image | MP/s | GMAC/s | of FMA peak | peak memory | n3net f32 speed-up |")
 print("|---|---|---|---|---|---|---|---|---|")
 peers = ("tract", "onnxruntime", "pytorch")
