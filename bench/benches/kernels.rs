@@ -15,21 +15,36 @@ use n3net_core::n3::relax::relax_logits_with;
 use n3net_core::tensor::Geom;
 use n3net_core::{ConvLayer, Weights};
 
-/// The 64→64 3×3 convolution of the DnCNN and embedding stages, on a
-/// 16-row band of a 256-column image.
-fn conv_64(c: &mut Criterion) {
-    let (h, w, ch) = (16, 256, 64);
+/// Rows, columns and channels of the convolution benchmarks.
+const BAND: (usize, usize, usize) = (16, 256, 64);
+
+/// The band's geometry, and the f32 weights and biases of a 64→64 3×3 layer.
+fn conv_64_data() -> (Geom, Vec<f32>, Vec<f32>) {
+    let (h, w, ch) = BAND;
     let g = Geom::new(h, w, 1, ch).expect("geometry");
-    let weight: Vec<f32> = values(ch * ch * 9, 1).iter().map(|v| v * 0.1).collect();
-    let bias = values(ch, 2);
-    let layer = ConvLayer {
+    let weight = values(ch * ch * 9, 1).iter().map(|v| v * 0.1).collect();
+    (g, weight, values(ch, 2))
+}
+
+/// A 64→64 3×3 layer with ReLU over `weight` and `bias`.
+fn layer_64<'a>(weight: Weights<'a>, bias: &'a [f32]) -> ConvLayer<'a> {
+    let ch = BAND.2;
+    ConvLayer {
         cin: ch,
         cout: ch,
         ksize: 3,
         relu: true,
-        weight: Weights::F32(&weight),
-        bias: &bias,
-    };
+        weight,
+        bias,
+    }
+}
+
+/// The 64→64 3×3 convolution of the DnCNN and embedding stages, on a
+/// 16-row band of a 256-column image.
+fn conv_64(c: &mut Criterion) {
+    let (h, w, ch) = BAND;
+    let (g, weight, bias) = conv_64_data();
+    let layer = layer_64(Weights::F32(&weight), &bias);
     let input = values(g.len(ch), 3);
     let mut output = vec![0.0; g.len(ch)];
     let mut group = c.benchmark_group("conv3x3_64to64_f32");
@@ -45,23 +60,17 @@ fn conv_64(c: &mut Criterion) {
 /// The same layer in q16 (int16 activations within 1/8 of the range, the
 /// size the paper network's activations take).
 fn conv_64_q16(c: &mut Criterion) {
-    let (h, w, ch) = (16, 256, 64);
-    let g = Geom::new(h, w, 1, ch).expect("geometry");
-    let weight: Vec<f32> = values(ch * ch * 9, 1).iter().map(|v| v * 0.1).collect();
+    let (h, w, ch) = BAND;
+    let (g, weight, bias) = conv_64_data();
     let (mut q, mut scales) = (vec![0i16; weight.len()], vec![0.0f32; ch]);
     fixed::quantize_weights(&weight, ch, 9, &mut q, &mut scales).expect("quantise");
-    let bias = values(ch, 2);
-    let layer = ConvLayer {
-        cin: ch,
-        cout: ch,
-        ksize: 3,
-        relu: true,
-        weight: Weights::Q16 {
+    let layer = layer_64(
+        Weights::Q16 {
             values: &q,
             scales: &scales,
         },
-        bias: &bias,
-    };
+        &bias,
+    );
     let input: Vec<i16> = values(g.len(ch), 3)
         .iter()
         .map(|v| (v * 8192.0) as i16)
