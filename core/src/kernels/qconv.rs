@@ -40,6 +40,7 @@ use crate::error::{Error, ErrorKind, Result};
 const CB: usize = 8;
 /// Output columns of one tile.
 const TILE: usize = 16;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// Largest bound of a group's `i32` partial sums.
 const LIMIT: i64 = i32::MAX as i64;
 
@@ -55,8 +56,13 @@ fn row_len(w: usize, k: usize) -> usize {
 }
 
 /// The `(i32, i64)` scratch values [`conv_acc_rows`] needs for a layer of
-/// `cin` input channels and side `k` over rows at most `rs` values wide.
+/// `cin` input channels and side `k` over rows at most `rs` values wide: on
+/// targets without the fast kernels (Cortex-M), one row of each for the
+/// reference kernel.
 pub(crate) fn scratch(cin: usize, k: usize, rs: usize) -> (usize, usize) {
+    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        return (rs, rs);
+    }
     let units = 2 * cin.div_ceil(2);
     let i32s = cin.div_ceil(2) * k * row_len(rs, k) + units * k * k * CB + units + cin;
     (i32s.max(rs), (CB * padded(rs)).max(rs))
@@ -98,6 +104,7 @@ pub(crate) fn conv_acc_rows(
             }
         }
     }
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     let fast = matches!(k, 1 | 3 | 5 | 7);
     match isa {
         #[cfg(target_arch = "x86_64")]
@@ -202,12 +209,14 @@ fn gather_pairs(
     }
 }
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// `Σ |w|` of one channel pair's taps.
 #[inline(always)]
 fn l1(w: &[i16]) -> i64 {
     i64::from(w.iter().map(|&v| i32::from(v).abs()).sum::<i32>())
 }
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// Appends unit `n` with bounds `cost` to the groups: ends the group at
 /// unit `n − 1` (its flag bit 0) when `cost` would lift any channel's bound
 /// above [`LIMIT`].
@@ -343,6 +352,7 @@ unsafe fn pack9(w: &[i16], wu: &mut [i32]) -> (i64, i64) {
     )
 }
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// Runs the blocks of output channels, `B` of them per block (fewer in the
 /// last ones, see [`block_size`]): fills a block's accumulator rows with its
 /// biases, lets `step(co, cb, acc)` add the sums, and hands the rows to
@@ -372,6 +382,7 @@ fn blocks<const B: usize>(
     Ok(())
 }
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 /// The channels of the next block when `left` remain: `B`, or the largest
 /// power of two below `left`.
 #[inline(always)]
