@@ -893,7 +893,7 @@ mod tests {
         }
         /// Uniform in `-m ..= m`.
         fn sym(&mut self, m: i32) -> i16 {
-            (self.next() % (2 * m as u64 + 1)) as i16 - m as i16
+            ((self.next() % (2 * m as u64 + 1)) as i32 - m) as i16
         }
     }
 
