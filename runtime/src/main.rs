@@ -21,6 +21,15 @@ use n3net_runtime::metrics::max_abs_diff;
 use n3net_runtime::noise::add_gaussian_noise;
 use n3net_runtime::{reference, Model};
 
+/// `println!` that returns the write error instead of panicking, so that a
+/// closed pipe (`n3net info | head`) ends the command quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 /// Neural Nearest Neighbors Networks (N³Net) image denoising.
 ///
 /// Models are ONNX files written by `python/export_onnx.py` (the authors'
@@ -445,11 +454,11 @@ fn cmd_bench(
     } else {
         model.precision().name()
     };
-    println!(
+    outln!(
         "{name} {prec}: {} multiply-adds per pixel, instruction set {}",
         macs as u64,
         Isa::detect().name()
-    );
+    )?;
     for &(h, w) in &sizes {
         let rows = bench::synthetic_rows(cin, h, w);
         for &t in threads {
@@ -467,11 +476,13 @@ fn cmd_bench(
             } else {
                 String::new()
             };
-            println!(
+            outln!(
                 "{name} {prec} {w}x{h}, {t} thread(s): {:.3} s/image (median {:.3} s, {} runs), \
                  {mps:.4} MP/s, {gmacs:.2} GMAC/s{ws}",
-                timing.best, timing.median, timing.runs
-            );
+                timing.best,
+                timing.median,
+                timing.runs
+            )?;
             if let Some(f) = sink.as_mut() {
                 use std::io::Write;
                 let rec = serde_json::json!({
@@ -513,25 +524,33 @@ fn cmd_eval(
             .build_global()?;
     }
     let report = evaluate(&model, dataset, sigma, seed, limit, true)?;
-    println!(
+    outln!(
         "{:<16} {:>10} {:>11} {:>9} {:>7}",
-        "image", "size", "noisy[dB]", "out[dB]", "SSIM"
-    );
+        "image",
+        "size",
+        "noisy[dB]",
+        "out[dB]",
+        "SSIM"
+    )?;
     for r in &report.images {
         let size = format!("{}x{}", r.size[0], r.size[1]);
-        println!(
+        outln!(
             "{:<16} {:>10} {:>11.3} {:>9.3} {:>7.4}",
-            r.name, size, r.psnr_noisy, r.psnr, r.ssim
-        );
+            r.name,
+            size,
+            r.psnr_noisy,
+            r.psnr,
+            r.ssim
+        )?;
     }
-    println!(
+    outln!(
         "mean over {} images (σ = {sigma}, seed {seed}, {}): PSNR {:.3} dB (noisy {:.3} dB), SSIM {:.4}",
         report.images.len(),
         model.precision().name(),
         report.mean_psnr,
         report.mean_psnr_noisy,
         report.mean_ssim
-    );
+    )?;
     if let Some(path) = json {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
@@ -548,87 +567,101 @@ fn cmd_info(
     let model = load_model(path)?;
     let net = model.network()?;
     let h = &model.hyper;
-    println!(
+    outln!(
         "model            {}",
         path.map_or("built-in default".into(), |p| p.display().to_string())
-    );
-    println!("source           {}", h.source);
-    println!("precision        {}", net.precision().name());
-    println!(
+    )?;
+    outln!("source           {}", h.source)?;
+    outln!("precision        {}", net.precision().name())?;
+    outln!(
         "trained σ        {}",
         h.sigma
             .map_or("not fixed (noise-level input)".into(), |s| s.to_string())
-    );
-    println!(
+    )?;
+    outln!(
         "channels         in {} → out {}",
-        h.in_channels, h.out_channels
-    );
-    println!(
+        h.in_channels,
+        h.out_channels
+    )?;
+    outln!(
         "N3 blocks        {} (DnCNN stages: {})",
         h.n3_blocks,
         h.n3_blocks + 1
-    );
-    println!(
+    )?;
+    outln!(
         "DnCNN            depth {}, {} features, {}×{} kernels, batch-norm",
-        h.dncnn_depth, h.dncnn_features, h.dncnn_kernel, h.dncnn_kernel
-    );
-    println!(
+        h.dncnn_depth,
+        h.dncnn_features,
+        h.dncnn_kernel,
+        h.dncnn_kernel
+    )?;
+    outln!(
         "embedding CNN    depth {}, {} features, {} output channels, {}×{} kernels",
-        h.embed_depth, h.embed_features, h.embed_out, h.embed_kernel, h.embed_kernel
-    );
-    println!(
+        h.embed_depth,
+        h.embed_features,
+        h.embed_out,
+        h.embed_kernel,
+        h.embed_kernel
+    )?;
+    outln!(
         "N3               k {}, patch {} stride {}, window {}×{} patches, temperature bias {}, distance BN {}",
         h.k, h.patch_size, h.patch_stride, h.window, h.window, h.temp_bias, h.distance_bn
-    );
-    println!(
+    )?;
+    outln!(
         "parameters       {} in the file, {} after batch-norm folding",
         model.source_parameters,
         net.parameters()
-    );
-    println!("multiply-adds    {} per pixel", net.macs_per_pixel());
+    )?;
+    outln!("multiply-adds    {} per pixel", net.macs_per_pixel())?;
     if let Some((eh, ew)) = h.export_size {
-        println!("ONNX graph       exported for {ew}×{eh} (the size tract can run it at)");
+        outln!("ONNX graph       exported for {ew}×{eh} (the size tract can run it at)")?;
     }
     match Plan::new(&net, height, width, Isa::detect()) {
-        Ok(plan) => println!(
+        Ok(plan) => outln!(
             "workspace        {} bytes ({:.1} MiB) for {width}×{height}",
             plan.workspace_bytes(),
             plan.workspace_bytes() as f64 / (1 << 20) as f64
-        ),
-        Err(e) => println!("workspace        not available for {width}×{height}: {e}"),
+        )?,
+        Err(e) => outln!("workspace        not available for {width}×{height}: {e}")?,
     }
-    print_stream_figures(&net, height, width, stripe);
+    print_stream_figures(&net, height, width, stripe)?;
     Ok(())
 }
 
 /// The streaming executor's workspace (independent of the height), its
 /// latency, and the column stripes' halo and workspace (independent of the
 /// width too).
-fn print_stream_figures(net: &Network<'_>, height: usize, width: usize, stripe: Option<usize>) {
+fn print_stream_figures(
+    net: &Network<'_>,
+    height: usize,
+    width: usize,
+    stripe: Option<usize>,
+) -> std::io::Result<()> {
     let bytes = match Stream::workspace_bytes(net, width) {
         Ok(b) => b,
-        Err(e) => return println!("stream workspace not available for width {width}: {e}"),
+        Err(e) => return outln!("stream workspace not available for width {width}: {e}"),
     };
-    println!(
+    outln!(
         "stream workspace {bytes} bytes ({:.1} MiB) for width {width}, any height",
         bytes as f64 / (1 << 20) as f64
-    );
+    )?;
     match Stream::latency_for(net, height) {
-        Ok(rows) => println!("stream latency   {rows} rows for {width}×{height}"),
-        Err(e) => println!("stream latency   not available for {width}×{height}: {e}"),
+        Ok(rows) => outln!("stream latency   {rows} rows for {width}×{height}")?,
+        Err(e) => outln!("stream latency   not available for {width}×{height}: {e}")?,
     }
     if let Ok(h) = Stream::max_halo(net) {
-        println!("stripe halo      at most {h} columns on each side");
+        outln!("stripe halo      at most {h} columns on each side")?;
     }
     if let Some(s) = stripe {
         match Stream::stripe_workspace_bytes(net, s) {
-            Ok(b) => println!(
+            Ok(b) => outln!(
                 "stripe workspace {b} bytes ({:.1} MiB) for {s}-column stripes, any width and height",
                 b as f64 / (1 << 20) as f64
-            ),
-            Err(e) => println!("stripe workspace not available for {s}-column stripes: {e}"),
+            )?,
+            Err(e) => outln!("stripe workspace not available for {s}-column stripes: {e}")?,
         }
     }
+    Ok(())
 }
 
 fn cmd_compare(
@@ -672,10 +705,11 @@ fn cmd_compare(
         );
     }
     let diff = max_abs_diff(&theirs, &ours)?;
-    println!(
+    outln!(
         "{}×{}: max |core − tract| = {diff:.3e}",
-        img.width, img.height
-    );
+        img.width,
+        img.height
+    )?;
     if diff.is_nan() || diff > tolerance {
         bail!("difference {diff:.3e} exceeds the tolerance {tolerance:.1e}");
     }
@@ -688,13 +722,13 @@ fn cmd_convert(model: Option<&Path>, out: &Path, precision: &PrecisionArgs) -> a
     let quant = precision.quant(&model, p)?;
     let bytes = write_blob_as(&model, quant.as_quant())?;
     std::fs::write(out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
+    outln!(
         "wrote {} ({} bytes, {:.1} KiB, {})",
         out.display(),
         bytes.len(),
         bytes.len() as f64 / 1024.0,
         p.name()
-    );
+    )?;
     Ok(())
 }
 
@@ -714,11 +748,11 @@ fn cmd_noisy(draws: &Draws, out: &Path) -> anyhow::Result<()> {
         let dest = out.join(stem).with_extension("npy");
         write_npy_f32(&dest, &[img.height, img.width], &noisy)?;
     }
-    println!(
+    outln!(
         "wrote {} noisy images (σ = {sigma}, seed {seed}) to {}",
         files.len(),
         out.display()
-    );
+    )?;
     Ok(())
 }
 
@@ -781,9 +815,19 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of the output went away (`| head`): nothing to report.
+        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has closed it.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -689,3 +689,22 @@ fn cli_refuses_malformed_input_and_leaves_no_output() {
     }
     println!("malformed runtime command line: {cases} cases");
 }
+
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    // `n3net info | head -1`: the reader goes away before the tool writes.
+    // Whichever comes first, the tool must exit cleanly, never panic.
+    for args in [&["info"][..], &["--help"], &["info", "--height", "64"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_n3net"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run n3net");
+        drop(child.stdout.take());
+        let r = child.wait_with_output().expect("wait for n3net");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(r.status.success(), "{args:?}: {:?} {err}", r.status);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
