@@ -287,6 +287,14 @@ class _Plan:
             self.chunks = [(a, min(a + chunk, self.N)) for a in range(0, self.N, chunk)]
         self.idx_chunks = [self.idx[a:b].reshape(-1).contiguous() for a, b in self.chunks]
 
+    def to(self, device: torch.device) -> "_Plan":
+        """Moves the index and kernel tensors to ``device`` (in place)."""
+        self.idx = self.idx.to(device)
+        self.onehot = self.onehot.to(device)
+        self.fold_count = self.fold_count.to(device)
+        self.idx_chunks = [c.to(device) for c in self.idx_chunks]
+        return self
+
 
 class _NNN(nn.Module):
     def __init__(self, distance_bn: bool):
@@ -324,12 +332,12 @@ class N3Block(nn.Module):
                                   cfg.embed_kernel, cfg.embed_bn)
         self.n3aggregation = _N3Aggregation(cfg.distance_bn)
         self.chunk: Optional[int] = None
-        self._plans: Dict[Tuple[int, int, Optional[int]], _Plan] = {}
+        self._plans: Dict[Tuple[int, int, Optional[int], str], _Plan] = {}
 
-    def plan(self, H: int, W: int) -> _Plan:
-        key = (H, W, self.chunk)
+    def plan(self, H: int, W: int, device: torch.device = torch.device("cpu")) -> _Plan:
+        key = (H, W, self.chunk, str(device))
         if key not in self._plans:
-            self._plans[key] = _Plan(H, W, self.p, self.s, self.window, self.chunk)
+            self._plans[key] = _Plan(H, W, self.p, self.s, self.window, self.chunk).to(device)
         return self._plans[key]
 
     def _unfold(self, t: torch.Tensor, P: _Plan) -> torch.Tensor:
@@ -353,7 +361,7 @@ class N3Block(nn.Module):
         if x.shape[0] != 1:
             return torch.cat([self.forward(x[b:b + 1]) for b in range(x.shape[0])], dim=0)
         _, C, H, W = x.shape
-        P = self.plan(int(H), int(W))
+        P = self.plan(int(H), int(W), x.device)
         p2 = self.p * self.p
         xe = self.embedcnn(x)
         lt = self.tempcnn(x)
@@ -400,7 +408,7 @@ class N3Block(nn.Module):
         its rounding differs from ``forward`` (which the export and the core follow).
         """
         B, C, H, W = x.shape
-        P = self.plan(int(H), int(W))
+        P = self.plan(int(H), int(W), x.device)
         p2, N, M, k = self.p * self.p, P.N, P.M, self.k
         pad = (P.left, P.right, P.top, P.bottom)
         xe = self.embedcnn(x)
@@ -408,14 +416,14 @@ class N3Block(nn.Module):
 
         def unfold(t: torch.Tensor) -> torch.Tensor:  # [B, c, Hp, Wp] -> [B, N, c*p2]
             c = t.shape[1]
-            u = F.conv2d(t.reshape(B * c, 1, P.Hp, P.Wp), P.onehot.to(t.device, t.dtype), stride=self.s)
+            u = F.conv2d(t.reshape(B * c, 1, P.Hp, P.Wp), P.onehot.to(t.dtype), stride=self.s)
             return u.reshape(B, c * p2, N).transpose(1, 2)
 
         Xq = unfold(F.pad(x, pad))
         Eq = unfold(F.pad(xe, pad))
         sq = (Eq * Eq).sum(-1)                                               # [B, N]
         d = (sq.unsqueeze(2) + sq.unsqueeze(1) - 2.0 * torch.bmm(Eq, Eq.transpose(1, 2))).clamp(min=0.0)
-        idx = P.idx.to(x.device)
+        idx = P.idx
         alpha = -torch.gather(d, 2, idx.unsqueeze(0).expand(B, N, M))       # [B, N, M]
         if self.distance_bn:
             alpha = self.n3aggregation.aggregation.nnn.bn(alpha.reshape(B * N, 1, M)).reshape(B, N, M)
@@ -424,8 +432,8 @@ class N3Block(nn.Module):
             3, idx.view(1, N, 1, M).expand(B, N, k, M), w)
         z = torch.bmm(dense.reshape(B, N * k, N), Xq)                        # [B, N*k, C*p2]
         z = z.reshape(B, N, k * C, p2).permute(0, 2, 3, 1).reshape(B * k * C, p2, P.n1, P.n2)
-        folded = F.conv_transpose2d(z, P.onehot.to(x.device, x.dtype), stride=self.s)
-        folded = folded / P.fold_count.to(x.device, x.dtype)
+        folded = F.conv_transpose2d(z, P.onehot.to(x.dtype), stride=self.s)
+        folded = folded / P.fold_count.to(x.dtype)
         zmap = folded[:, :, P.top:P.top + H, P.left:P.left + W].reshape(B, k * C, H, W)
         return torch.cat([x, zmap - x.repeat(1, k, 1, 1)], dim=1)
 
