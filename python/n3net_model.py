@@ -228,18 +228,37 @@ def log1mexp(u: torch.Tensor) -> torch.Tensor:
     return torch.where(u < LN_HALF, r_small, r_big)
 
 
-def relaxed_knn_weights(logits: torch.Tensor, k: int) -> torch.Tensor:
+# Training caps the gradient of log1mexp(u), -1/u as u -> 0, at this u.
+LOG1MEXP_GRAD_CAP_U = -1e-6
+
+
+def log1mexp_capped_grad(u: torch.Tensor) -> torch.Tensor:
+    """The values of ``log1mexp(u)`` with the gradient of ``log1mexp(min(u, -1e-6))``.
+
+    When a softmax weight rounds to (nearly) 1, ``u = log w`` is 0 or tiny and
+    the exact gradient -1/u overflows (NaN through the log's backward), which
+    sends a training run to NaN within iterations.  The values, and so the
+    forward pass, are exactly ``log1mexp(u)``'s.
+    """
+    capped = log1mexp(torch.clamp(u, max=LOG1MEXP_GRAD_CAP_U))
+    return log1mexp(u.detach()) + (capped - capped.detach())
+
+
+def relaxed_knn_weights(logits: torch.Tensor, k: int, capped_grad: bool = False) -> torch.Tensor:
     """Continuous kNN weights (spec 1) from temperature-scaled logits.
 
     logits: [..., M] (already divided by the temperature).  Returns [..., k, M].
+    ``capped_grad`` (training): the same values, with the gradient of
+    ``log(1 - w)`` capped where ``w`` is 1 (see ``log1mexp_capped_grad``).
     """
     ws = []
     l = logits
+    step = log1mexp_capped_grad if capped_grad else log1mexp
     for j in range(k):
         logw = F.log_softmax(l, dim=-1)
         ws.append(torch.exp(logw))
         if j + 1 < k:
-            l = l + log1mexp(logw)
+            l = l + step(logw)
     return torch.stack(ws, dim=-2)
 
 
@@ -427,7 +446,7 @@ class N3Block(nn.Module):
         alpha = -torch.gather(d, 2, idx.unsqueeze(0).expand(B, N, M))       # [B, N, M]
         if self.distance_bn:
             alpha = self.n3aggregation.aggregation.nnn.bn(alpha.reshape(B * N, 1, M)).reshape(B, N, M)
-        w = relaxed_knn_weights(alpha / temp.unsqueeze(2), k)                # [B, N, k, M]
+        w = relaxed_knn_weights(alpha / temp.unsqueeze(2), k, capped_grad=True)  # [B, N, k, M]
         dense = torch.zeros(B, N, k, N, device=x.device, dtype=x.dtype).scatter(
             3, idx.view(1, N, 1, M).expand(B, N, k, M), w)
         z = torch.bmm(dense.reshape(B, N * k, N), Xq)                        # [B, N*k, C*p2]

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from n3net_model import N3Net, N3NetConfig, log1mexp, relaxed_knn_weights  # noqa: E402
+from n3net_model import N3Net, N3NetConfig, log1mexp, log1mexp_capped_grad, relaxed_knn_weights  # noqa: E402
 
 
 def _randomize_bn(model: torch.nn.Module, gen: torch.Generator) -> None:
@@ -179,6 +179,23 @@ def test_dncnn_and_shapes():
         pass
     else:
         raise AssertionError("external_temp=False must raise")
+
+
+def test_training_gradient_is_finite_when_a_weight_rounds_to_one():
+    # u = log w just below 0 (w rounds to 1): log(1 - w)'s exact gradient
+    # -1/u overflows into NaN, which stopped a GPU training run.
+    u = torch.tensor([-1e-40, -1e-30, 0.0, -1e-3, -0.5, -3.0, -math.inf], requires_grad=True)
+    log1mexp(u).sum().backward()
+    assert not torch.isfinite(u.grad).all(), "the exact gradient was expected to overflow"
+    v = u.detach().clone().requires_grad_(True)
+    y = log1mexp_capped_grad(v)
+    y.sum().backward()
+    assert torch.isfinite(v.grad).all(), v.grad
+    assert torch.equal(y.detach(), log1mexp(u.detach())), "values must not change"
+    assert torch.equal(v.grad[3:], u.grad[3:]), "the gradient is exact below the cap"
+    torch.manual_seed(0)
+    logits = torch.randn(6, 50) * 30
+    assert torch.equal(relaxed_knn_weights(logits, 5, capped_grad=True), relaxed_knn_weights(logits, 5))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@
   each DnCNN stage starts at zero (the network starts as the identity).
 * Optimiser: Adam, learning rate with linear warm-up and cosine decay over
   ``--iters`` iterations; mean squared error against the clean crop.
+* The relaxation's ``log(1 - w)`` keeps its exact values but its gradient is
+  capped where ``w`` rounds to 1 (``n3net_model.log1mexp_capped_grad``):
+  the exact one, ``-1/log w``, overflows into NaN there.
 * Reproducible and resumable: one seed drives the crops, the noise and the
   initialisation; ``checkpoint.pt`` in the output folder (written atomically
   every ``--save-every`` iterations) holds the weights, the optimiser, the
