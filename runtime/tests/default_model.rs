@@ -40,25 +40,37 @@ fn default_model_is_noise_conditioned() {
     assert_eq!(model.hyper.sigma, None);
 }
 
-#[test]
-fn default_model_core_matches_tract() {
-    let model = default_model().expect("model");
+/// A sample crop at `(x0, y0)` of the shipped model `file`'s export size,
+/// noisy at `sigma`, denoised by the core and by tract on the whole exported
+/// graph: asserts they agree within 1e-4 and returns the gain in PSNR.
+fn core_matches_tract(
+    model: &n3net_runtime::Model,
+    file: &str,
+    (x0, y0): (usize, usize),
+    sigma: f32,
+) -> f64 {
     let (h, w) = model.hyper.export_size.expect("export size recorded");
     let clean = read_image(&repo("samples/astronaut.png")).expect("sample");
     let crop: Vec<f32> = (0..h)
         .flat_map(|y| {
-            let row = (200 + y) * clean.width + 200;
+            let row = (y0 + y) * clean.width + x0;
             clean.data[row..row + w].to_vec()
         })
         .collect();
-    let noisy = add_gaussian_noise(&crop, 30.0, 7, 0);
-    let noise = NoiseLevel::Sigma(30.0);
-    let ours = denoise_plane(&model, &noisy, h, w, noise).expect("core");
-    let input = network_input(&model, &noisy, noise).expect("input");
-    let theirs = reference::run_tract(&repo("models/n3net-gray-blind.onnx"), &input, 2, h, w)
-        .expect("tract");
+    let noisy = add_gaussian_noise(&crop, sigma, 7, 0);
+    let noise = NoiseLevel::Sigma(sigma);
+    let ours = denoise_plane(model, &noisy, h, w, noise).expect("core");
+    let input = network_input(model, &noisy, noise).expect("input");
+    let theirs = reference::run_tract(&repo(file), &input, 2, h, w).expect("tract");
     let d = max_abs_diff(&theirs, &ours).expect("same length");
-    assert!(d <= 1e-4, "core vs tract: {d:e}");
+    assert!(d <= 1e-4, "{file}: core vs tract: {d:e}");
+    psnr(&crop, &ours).expect("psnr") - psnr(&crop, &noisy).expect("psnr")
+}
+
+#[test]
+fn default_model_core_matches_tract() {
+    let model = default_model().expect("model");
+    core_matches_tract(&model, "models/n3net-gray-blind.onnx", (200, 200), 30.0);
 }
 
 /// The larger shipped model (`models/n3net-gray-blind-large.onnx`): the
@@ -66,27 +78,12 @@ fn default_model_core_matches_tract() {
 /// its whole exported graph.
 #[test]
 fn large_model_core_matches_tract() {
-    let path = repo("models/n3net-gray-blind-large.onnx");
-    let model = n3net_runtime::load_model(&path).expect("large model imports");
+    let file = "models/n3net-gray-blind-large.onnx";
+    let model = n3net_runtime::load_model(&repo(file)).expect("large model imports");
     assert_eq!(model.hyper.in_channels, 2);
     assert_eq!(model.hyper.sigma, None);
     assert_eq!((model.hyper.n3_blocks, model.hyper.k), (2, 7));
-    let (h, w) = model.hyper.export_size.expect("export size recorded");
-    let clean = read_image(&repo("samples/astronaut.png")).expect("sample");
-    let crop: Vec<f32> = (0..h)
-        .flat_map(|y| {
-            let row = (150 + y) * clean.width + 260;
-            clean.data[row..row + w].to_vec()
-        })
-        .collect();
-    let noisy = add_gaussian_noise(&crop, 25.0, 3, 0);
-    let noise = NoiseLevel::Sigma(25.0);
-    let ours = denoise_plane(&model, &noisy, h, w, noise).expect("core");
-    let input = network_input(&model, &noisy, noise).expect("input");
-    let theirs = reference::run_tract(&path, &input, 2, h, w).expect("tract");
-    let d = max_abs_diff(&theirs, &ours).expect("same length");
-    assert!(d <= 1e-4, "core vs tract: {d:e}");
-    let gain = psnr(&crop, &ours).expect("psnr") - psnr(&crop, &noisy).expect("psnr");
+    let gain = core_matches_tract(&model, file, (260, 150), 25.0);
     assert!(gain > 5.0, "the large model denoises: {gain} dB");
 }
 
