@@ -2,7 +2,8 @@
 //!
 //! A host with threads implements [`Parallel`] (the runtime does with rayon)
 //! and hands it to a [`crate::exec::stream::Stream`]; the stream then splits
-//! the output channels of each f32 convolution row between `join`ed halves.
+//! the output channels of each convolution row between `join`ed halves, and
+//! computes two N³ query patches at a time.
 //! Every output value is computed by the same arithmetic either way, so the
 //! output does not depend on the thread count.
 

@@ -142,7 +142,7 @@ fn lent_threads_give_the_same_bits() {
     let q16 = rn.quantized(Precision::Q16, &input, h, w);
     let nets = [rn.network(), f16.network(&rn), q16.network(&rn)];
     for net in &nets {
-        let lane_bytes = Stream::lane_workspace_bytes(net).expect("lane bytes");
+        let lane_bytes = Stream::lane_workspace_bytes(net, w).expect("lane bytes");
         for isa in [Isa::Generic, Isa::detect()] {
             let want = streamed(net, &rows, h, w, isa, &mut |_| 3);
             for threads in [2, 3, 4, 7] {
@@ -162,13 +162,34 @@ fn lent_threads_give_the_same_bits() {
                 assert_bits(&got, &want, &what);
             }
         }
-        // A lane one byte short is refused.
+        // A stripe with threads gives the same columns; its lane is exactly
+        // `lane_workspace_bytes` of its column count, and one byte short is
+        // refused.
         let par = Scoped { threads: 2 };
+        let want = streamed(net, &rows, h, w, Isa::detect(), &mut |_| 3);
+        let cols = 20..61;
+        let lane_bytes = Stream::lane_workspace_bytes(net, cols.len()).expect("lane bytes");
+        let mut ws = vec![0u8; Stream::stripe_workspace_bytes(net, cols.len()).expect("bytes")];
         let mut short = vec![0u8; lane_bytes - 1];
-        let mut ws = vec![0u8; Stream::workspace_bytes(net, w).expect("bytes")];
-        let mut s = Stream::new(net, h, w, Isa::detect(), &mut ws).expect("stream");
+        let isa = Isa::detect();
+        let mut s = Stream::stripe(net, h, w, cols.clone(), isa, &mut ws).expect("stripe");
         let err = s.set_parallel(&par, &mut short).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::WorkspaceTooSmall);
+        let mut lane = vec![0u8; lane_bytes];
+        s.set_parallel(&par, &mut lane).expect("lane");
+        let inc = s.input_columns();
+        let mut got = vec![0.0; h * cols.len()];
+        let mut n = 0;
+        for r in rows.chunks(w) {
+            s.push_rows(&r[inc.clone()]).expect("push");
+            n += s.pull_rows(&mut got[n * cols.len()..]).expect("pull");
+        }
+        assert_eq!(n, h);
+        let want: Vec<f32> = want
+            .chunks(w)
+            .flat_map(|r| r[cols.clone()].to_vec())
+            .collect();
+        assert_bits(&got, &want, &format!("{:?} stripe", net.precision()));
     }
 }
 

@@ -84,7 +84,7 @@ pub fn time_stream(
         bail!("bench: input size, repeats or threads");
     }
     let lane_bytes = if threads > 1 {
-        Stream::lane_workspace_bytes(net)?
+        Stream::lane_workspace_bytes(net, width)?
     } else {
         0
     };

@@ -413,7 +413,7 @@ impl StripeJob<'_, '_> {
         let mut lane = vec![
             0u8;
             if par.is_some() {
-                Stream::lane_workspace_bytes(self.net)?
+                Stream::lane_workspace_bytes(self.net, cols.len())?
             } else {
                 0
             }

@@ -707,13 +707,14 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         Ok(s)
     }
 
-    /// Lends the stream the threads of `par`: each f32 convolution row is
-    /// split between them by output channels, and the N³ blocks compute two
-    /// query patches at a time (every precision), the second in `lane`, a
-    /// buffer of at least [`Stream::lane_workspace_bytes`] bytes. The output
-    /// is bit-identical with and without threads.
+    /// Lends the stream the threads of `par`: the output channels of each
+    /// convolution row are split between them, and the N³ blocks compute
+    /// two query patches at a time; the second half and the second query
+    /// work in `lane`, a buffer of at least [`Stream::lane_workspace_bytes`]
+    /// bytes for this stream's width. The output is bit-identical with and
+    /// without threads.
     pub fn set_parallel(&mut self, par: &'ws dyn Parallel, lane: &'ws mut [u8]) -> Result<()> {
-        if lane.len() < Self::lane_workspace_bytes(self.net)? {
+        if lane.len() < lane_bytes(self.net, &self.shape.scratch)? {
             return Err(Error::new(
                 ErrorKind::WorkspaceTooSmall,
                 "lane smaller than Stream::lane_workspace_bytes",
@@ -724,16 +725,18 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         Ok(())
     }
 
-    /// Exact bytes of the second query scratch [`Stream::set_parallel`]
-    /// needs for `net` (any image size, any alignment of the buffer).
-    pub fn lane_workspace_bytes(net: &Network<'_>) -> Result<usize> {
-        let mut l = Layout::default();
-        match net.precision() {
-            Precision::F32 => lane_layout::<f32>(net, &mut l)?,
-            Precision::F16 => lane_layout::<f16>(net, &mut l)?,
-            Precision::Q16 => lane_layout::<i16>(net, &mut l)?,
-        }
-        l.bytes()
+    /// Bytes of the second thread's scratch [`Stream::set_parallel`] needs
+    /// for `net` on a stream `width` columns wide: the image width of
+    /// [`Stream::new`], or the column count of [`Stream::stripe`] (any image
+    /// height, any alignment of the buffer). Like the workspace, it does not
+    /// grow with the height.
+    pub fn lane_workspace_bytes(net: &Network<'_>, width: usize) -> Result<usize> {
+        // A stripe's shape is that of its widest window, wider than a whole
+        // image of as many columns: enough for both.
+        let reach = mul(2, Self::max_halo(net)?)?;
+        let mut shape = Shape::empty();
+        shape.build(net, add(width, reach)?, true)?;
+        lane_bytes(net, &shape.scratch)
     }
 
     /// Image height.
@@ -1209,7 +1212,13 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             ],
             par: self.par,
         };
-        A::conv_row(&c, a.rings, &mut self.scratch)?;
+        let mut lane = match self.par {
+            Some(_) if !self.lane.is_empty() => {
+                Some(carve_lane::<A>(self.net, &self.shape.scratch, &mut *self.lane)?.kernel)
+            }
+            _ => None,
+        };
+        A::conv_row(&c, a.rings, &mut self.scratch, lane.as_mut())?;
         self.observe(a, dst, y);
         self.shape.rings[dst].ready = y + 1 + end;
         Ok(())
@@ -1269,7 +1278,9 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         let out = &mut a.rings[range];
         let mut second = match self.par {
             Some(par) if !self.lane.is_empty() => {
-                Some((par, carve_lane::<A>(self.net, &d, &mut *self.lane)?))
+                let mut q = carve_lane::<A>(self.net, &self.shape.scratch, &mut *self.lane)?;
+                q.neighbours = &mut q.neighbours[..d.k * d.input_dim];
+                Some((par, q))
             }
             _ => None,
         };
@@ -1331,9 +1342,20 @@ fn lane_sizes(net: &Network<'_>) -> Result<[usize; 4]> {
     Ok(m)
 }
 
-fn lane_layout<A: Act>(net: &Network<'_>, l: &mut Layout) -> Result<()> {
-    let [cand, weights, neighbours, dim] = lane_sizes(net)?;
-    let k = A::scratch(&mut core::iter::empty(), 0, dim);
+/// Bytes of the second thread's scratch for `net`, whose kernels need
+/// `scratch` (as much as the first thread's).
+fn lane_bytes(net: &Network<'_>, scratch: &ScratchSize) -> Result<usize> {
+    let mut l = Layout::default();
+    match net.precision() {
+        Precision::F32 => lane_layout::<f32>(net, scratch, &mut l)?,
+        Precision::F16 => lane_layout::<f16>(net, scratch, &mut l)?,
+        Precision::Q16 => lane_layout::<i16>(net, scratch, &mut l)?,
+    }
+    l.bytes()
+}
+
+fn lane_layout<A: Act>(net: &Network<'_>, k: &ScratchSize, l: &mut Layout) -> Result<()> {
+    let [cand, weights, neighbours, _] = lane_sizes(net)?;
     l.push::<u32>(cand)?;
     l.push::<f32>(cand)?;
     l.push::<f32>(weights)?;
@@ -1343,21 +1365,20 @@ fn lane_layout<A: Act>(net: &Network<'_>, l: &mut Layout) -> Result<()> {
     l.push::<i64>(k.i64s)
 }
 
-/// The second query's scratch, carved from `lane` (checked by
-/// [`Stream::set_parallel`]) for a block of dimensions `d`.
+/// The second thread's scratch, carved from `lane` (checked by
+/// [`Stream::set_parallel`]) for kernels that need `k`.
 fn carve_lane<'l, A: Act>(
     net: &Network<'_>,
-    d: &N3Dims,
+    k: &ScratchSize,
     lane: &'l mut [u8],
 ) -> Result<QueryScratch<'l, A>> {
-    let [cand, weights, neighbours, dim] = lane_sizes(net)?;
-    let k = A::scratch(&mut core::iter::empty(), 0, dim);
+    let [cand, weights, neighbours, _] = lane_sizes(net)?;
     let mut ws = Carver::new(lane)?;
     Ok(QueryScratch {
         indices: ws.take::<u32>(cand)?,
         logits: ws.take::<f32>(cand)?,
         weights: ws.take::<f32>(weights)?,
-        neighbours: &mut ws.take::<A::Wide>(neighbours)?[..d.k * d.input_dim],
+        neighbours: ws.take::<A::Wide>(neighbours)?,
         kernel: Scratch {
             f: ws.take::<f32>(k.f)?,
             i32s: ws.take::<i32>(k.i32s)?,

@@ -60,7 +60,7 @@ pub(crate) struct ConvRow<'l, 'w> {
     pub y: usize,
     /// q16: scales of the input, output and residual tensors.
     pub scales: [f32; 3],
-    /// Threads to split the output channels between (f32).
+    /// Threads to split the output channels between.
     pub par: Option<&'l dyn Parallel>,
 }
 
@@ -109,6 +109,38 @@ pub(crate) fn split_out<A>(arena: &mut [A], w: Range<usize>) -> (&mut [A], Outsi
             split,
         },
     )
+}
+
+/// Output channels `0..cout` of a row computed by `f(channels, scratch,
+/// out)`, `out` holding the output channel planes (`plane` values each) from
+/// `channels.start`: in one call, or in two halves joined on `par` when the
+/// row has at least `2 ·` [`SPLIT_MIN_CHANNELS`] channels and a second
+/// scratch `lane` is lent. Each channel is computed as without the split.
+fn halves<A: Send>(
+    second: Option<(&dyn Parallel, &mut Scratch<'_>)>,
+    s: &mut Scratch<'_>,
+    (cout, plane): (usize, usize),
+    out: &mut [A],
+    f: &(dyn Fn(Range<usize>, &mut Scratch<'_>, &mut [A]) -> Result<()> + Sync),
+) -> Result<()> {
+    let (par, lane) = match second {
+        Some((p, lane)) if p.threads() >= 2 && cout >= 2 * SPLIT_MIN_CHANNELS => (p, lane),
+        _ => return f(0..cout, s, out),
+    };
+    let half = cout / 2;
+    if out.len() < cout * plane {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "conv: output band shorter than its channels",
+        ));
+    }
+    let (oa, ob) = out.split_at_mut(half * plane);
+    let (mut ra, mut rb) = (Ok(()), Ok(()));
+    par.join(
+        &mut || ra = f(0..half, s, oa),
+        &mut || rb = f(half..cout, lane, ob),
+    );
+    ra.and(rb)
 }
 
 /// Output channels below which a convolution row is not split further.
@@ -180,8 +212,15 @@ pub(crate) trait Act: Pod + PartialEq + Send + Sync + 'static {
         dim: usize,
     ) -> ScratchSize;
 
-    /// Computes one output row of a convolution in `arena`.
-    fn conv_row(c: &ConvRow<'_, '_>, arena: &mut [Self], s: &mut Scratch<'_>) -> Result<()>;
+    /// Computes one output row of a convolution in `arena`, its output
+    /// channels split between the threads of `c.par`: f32 needs no scratch
+    /// for that, the 16-bit types a second scratch `lane` (as large as `s`).
+    fn conv_row(
+        c: &ConvRow<'_, '_>,
+        arena: &mut [Self],
+        s: &mut Scratch<'_>,
+        lane: Option<&mut Scratch<'_>>,
+    ) -> Result<()>;
 
     /// Real squared distances from `query` to the indexed rows of `data`
     /// (`scale` of the stored values).
@@ -269,7 +308,12 @@ impl Act for f32 {
         }
     }
 
-    fn conv_row(c: &ConvRow<'_, '_>, arena: &mut [f32], _: &mut Scratch<'_>) -> Result<()> {
+    fn conv_row(
+        c: &ConvRow<'_, '_>,
+        arena: &mut [f32],
+        _: &mut Scratch<'_>,
+        _: Option<&mut Scratch<'_>>,
+    ) -> Result<()> {
         let (out, rest) = split_out(arena, c.dst.range.clone());
         let db = c.dst.band;
         let y = c.y;
@@ -373,7 +417,12 @@ impl Act for f16 {
         }
     }
 
-    fn conv_row(c: &ConvRow<'_, '_>, arena: &mut [f16], s: &mut Scratch<'_>) -> Result<()> {
+    fn conv_row(
+        c: &ConvRow<'_, '_>,
+        arena: &mut [f16],
+        s: &mut Scratch<'_>,
+        lane: Option<&mut Scratch<'_>>,
+    ) -> Result<()> {
         let l = c.layer;
         let Weights::F16(weights) = l.weight else {
             return Err(precision_error());
@@ -395,16 +444,6 @@ impl Act for f16 {
                 "conv: rows not held",
             ));
         }
-        let (rows, rest_f) = s.f.split_at_mut(l.cin * band.plane);
-        let (res_row, rest_f) = rest_f.split_at_mut(rs);
-        for ci in 0..l.cin {
-            let from = ci * sb.plane + (band.first - sb.first) * rs;
-            to_f32(
-                c.isa,
-                &input[from..from + band.plane],
-                &mut rows[ci * band.plane..][..band.plane],
-            );
-        }
         let ob = Band {
             width: db.width,
             pad: db.pad,
@@ -412,37 +451,51 @@ impl Act for f16 {
             first: y + db.pad,
         };
         let taps = l.cin * k * k;
-        let mut co = 0;
-        while co < l.cout {
-            let cb = F16_BLOCK.min(l.cout - co);
-            let (wf, rest_o) = rest_f.split_at_mut(cb * taps);
-            let orow = &mut rest_o[..cb * rs];
-            to_f32(c.isa, &weights[co * taps..(co + cb) * taps], wf);
-            let sub = ConvLayer {
-                cout: cb,
-                weight: Weights::F32(wf),
-                bias: &l.bias[co..co + cb],
-                ..*l
-            };
-            conv2d_band(c.isa, &sub, band, rows, ob, orow, y..y + 1)?;
-            for j in 0..cb {
-                let r = &mut orow[j * rs + db.pad..][..w];
-                if let Some((res, ch)) = &c.res {
-                    if co + j < *ch {
-                        let at = (co + j) * res.band.plane + res.band.at(y, 0);
-                        let add = &mut res_row[..w];
-                        to_f32(c.isa, &rest.get(res.range.clone())[at..at + w], add);
-                        for (d, v) in r.iter_mut().zip(add.iter()) {
-                            *d += *v;
+        let part = |cos: Range<usize>, s: &mut Scratch<'_>, out: &mut [f16]| -> Result<()> {
+            let (rows, rest_f) = s.f.split_at_mut(l.cin * band.plane);
+            let (res_row, rest_f) = rest_f.split_at_mut(rs);
+            for ci in 0..l.cin {
+                let from = ci * sb.plane + (band.first - sb.first) * rs;
+                to_f32(
+                    c.isa,
+                    &input[from..from + band.plane],
+                    &mut rows[ci * band.plane..][..band.plane],
+                );
+            }
+            let mut co = cos.start;
+            while co < cos.end {
+                let cb = F16_BLOCK.min(cos.end - co);
+                let (wf, rest_o) = rest_f.split_at_mut(cb * taps);
+                let orow = &mut rest_o[..cb * rs];
+                to_f32(c.isa, &weights[co * taps..(co + cb) * taps], wf);
+                let sub = ConvLayer {
+                    cout: cb,
+                    weight: Weights::F32(wf),
+                    bias: &l.bias[co..co + cb],
+                    ..*l
+                };
+                conv2d_band(c.isa, &sub, band, rows, ob, orow, y..y + 1)?;
+                for j in 0..cb {
+                    let r = &mut orow[j * rs + db.pad..][..w];
+                    if let Some((res, ch)) = &c.res {
+                        if co + j < *ch {
+                            let at = (co + j) * res.band.plane + res.band.at(y, 0);
+                            let add = &mut res_row[..w];
+                            to_f32(c.isa, &rest.get(res.range.clone())[at..at + w], add);
+                            for (d, v) in r.iter_mut().zip(add.iter()) {
+                                *d += *v;
+                            }
                         }
                     }
+                    let at = (co + j - cos.start) * db.plane + db.at(y, 0);
+                    to_f16(c.isa, r, &mut out[at..at + w]);
                 }
-                let at = (co + j) * db.plane + db.at(y, 0);
-                to_f16(c.isa, r, &mut out[at..at + w]);
+                co += cb;
             }
-            co += cb;
-        }
-        Ok(())
+            Ok(())
+        };
+        let second = c.par.zip(lane);
+        halves(second, s, (l.cout, db.plane), out, &part)
     }
 
     fn distances(
@@ -562,7 +615,12 @@ impl Act for i16 {
         ScratchSize { f: 0, i32s, i64s }
     }
 
-    fn conv_row(c: &ConvRow<'_, '_>, arena: &mut [i16], s: &mut Scratch<'_>) -> Result<()> {
+    fn conv_row(
+        c: &ConvRow<'_, '_>,
+        arena: &mut [i16],
+        s: &mut Scratch<'_>,
+        lane: Option<&mut Scratch<'_>>,
+    ) -> Result<()> {
         let l = c.layer;
         let Weights::Q16 { values, scales } = l.weight else {
             return Err(precision_error());
@@ -585,30 +643,36 @@ impl Act for i16 {
         };
         let bias = |co: usize| fixed::bias_acc(l.bias[co], sx * f64::from(scales[co]));
         let dims = (l.cin, l.cout, k);
-        qconv::conv_acc_rows(
-            c.isa,
-            values,
-            dims,
-            input,
-            at,
-            w,
-            bias,
-            s.i32s,
-            s.i64s,
-            |co, acc| {
-                let m = Mult::new(sx * f64::from(scales[co]) / sy)?;
-                let res = match &c.res {
-                    Some((r, ch)) if co < *ch => {
-                        let a = co * r.band.plane + r.band.at(y, 0);
-                        Some((&rest.get(r.range.clone())[a..a + w], res_mult))
-                    }
-                    _ => None,
-                };
-                let o = co * db.plane + db.at(y, 0);
-                fixed::finish_row(c.isa, acc, m, l.relu, res, &mut out[o..o + w]);
-                Ok(())
-            },
-        )
+        let part = |cos: Range<usize>, s: &mut Scratch<'_>, out: &mut [i16]| {
+            let first = cos.start;
+            qconv::conv_acc_rows(
+                c.isa,
+                values,
+                dims,
+                cos,
+                input,
+                at,
+                w,
+                bias,
+                s.i32s,
+                s.i64s,
+                |co, acc| {
+                    let m = Mult::new(sx * f64::from(scales[co]) / sy)?;
+                    let res = match &c.res {
+                        Some((r, ch)) if co < *ch => {
+                            let a = co * r.band.plane + r.band.at(y, 0);
+                            Some((&rest.get(r.range.clone())[a..a + w], res_mult))
+                        }
+                        _ => None,
+                    };
+                    let o = (co - first) * db.plane + db.at(y, 0);
+                    fixed::finish_row(c.isa, acc, m, l.relu, res, &mut out[o..o + w]);
+                    Ok(())
+                },
+            )
+        };
+        let second = c.par.zip(lane);
+        halves(second, s, (l.cout, db.plane), out, &part)
     }
 
     fn distances(

@@ -280,6 +280,7 @@ pub fn conv2d(
             isa,
             values,
             dims,
+            0..layer.cout,
             input,
             at,
             w,

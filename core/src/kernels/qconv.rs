@@ -32,6 +32,8 @@
 //! activations `|x| ≤ 32768`, and `65535 · 32768 < 2^31`. So every unit fits
 //! a group, and every group's partial sums fit an `i32`.
 
+use core::ops::Range;
+
 use super::fixed;
 use super::Isa;
 use crate::error::{Error, ErrorKind, Result};
@@ -71,13 +73,14 @@ pub(crate) fn scratch(cin: usize, k: usize, rs: usize) -> (usize, usize) {
 /// The accumulators of one output row of a q16 convolution (weights
 /// `values` in `[cout][cin][k][k]` order, input rows read at
 /// `at(ci, ky) + kx + x`): calls `each(co, acc)`, for every output channel
-/// in order, with the row's `w` values `bias(co) + Σ_ci Σ_taps x · w` of
-/// [`fixed::conv_acc_row`].
+/// of `cos` in order, with the row's `w` values `bias(co) + Σ_ci Σ_taps x · w`
+/// of [`fixed::conv_acc_row`]. Each channel's values do not depend on `cos`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_acc_rows(
     isa: Isa,
     values: &[i16],
     (cin, cout, k): (usize, usize, usize),
+    cos: Range<usize>,
     input: &[i16],
     at: impl Fn(usize, usize) -> usize,
     w: usize,
@@ -87,10 +90,15 @@ pub(crate) fn conv_acc_rows(
     mut each: impl FnMut(usize, &[i64]) -> Result<()>,
 ) -> Result<()> {
     let (n32, n64) = scratch(cin, k, w);
-    if values.len() != cout * cin * k * k || s32.len() < n32 || s64.len() < n64 {
+    if values.len() != cout * cin * k * k
+        || s32.len() < n32
+        || s64.len() < n64
+        || cos.start > cos.end
+        || cos.end > cout
+    {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
-            "q16 conv: weights or scratch too short",
+            "q16 conv: weights, channels or scratch out of range",
         ));
     }
     // Every input row must hold the `w + k − 1` values the taps read.
@@ -113,6 +121,7 @@ pub(crate) fn conv_acc_rows(
             vnni::run(
                 values,
                 (cin, cout, k),
+                cos,
                 input,
                 &at,
                 w,
@@ -128,6 +137,7 @@ pub(crate) fn conv_acc_rows(
             avx2::run(
                 values,
                 (cin, cout, k),
+                cos,
                 input,
                 &at,
                 w,
@@ -143,6 +153,7 @@ pub(crate) fn conv_acc_rows(
             neon::run(
                 values,
                 (cin, cout, k),
+                cos,
                 input,
                 &at,
                 w,
@@ -154,7 +165,7 @@ pub(crate) fn conv_acc_rows(
         },
         _ => {
             let (part, acc) = (&mut s32[..w], &mut s64[..w]);
-            for co in 0..cout {
+            for co in cos {
                 fixed::conv_acc_row(values, cin, k, co, input, &at, bias(co), part, acc);
                 each(co, acc)?;
             }
@@ -359,7 +370,7 @@ unsafe fn pack9(w: &[i16], wu: &mut [i32]) -> (i64, i64) {
 /// `each`.
 #[inline(always)]
 fn blocks<const B: usize>(
-    cout: usize,
+    cos: Range<usize>,
     w: usize,
     bias: &impl Fn(usize) -> i64,
     acc: &mut [i64],
@@ -367,9 +378,9 @@ fn blocks<const B: usize>(
     mut step: impl FnMut(usize, usize, &mut [i64]),
 ) -> Result<()> {
     let wp = padded(w);
-    let mut co = 0;
-    while co < cout {
-        let cb = block_size::<B>(cout - co);
+    let mut co = cos.start;
+    while co < cos.end {
+        let cb = block_size::<B>(cos.end - co);
         for j in 0..cb {
             acc[j * wp..][..wp].fill(bias(co + j));
         }
@@ -417,7 +428,8 @@ macro_rules! x86_pairs {
             #[target_feature(enable = $feat)]
             pub unsafe fn run(
                 values: &[i16],
-                (cin, cout, k): (usize, usize, usize),
+                (cin, _, k): (usize, usize, usize),
+                cos: core::ops::Range<usize>,
                 input: &[i16],
                 at: &impl Fn(usize, usize) -> usize,
                 w: usize,
@@ -433,7 +445,7 @@ macro_rules! x86_pairs {
                 let amax = &mut rest[..cin];
                 gather_pairs(cin, k, input, at, w, l, xb, amax);
                 let wp = padded(w);
-                blocks::<$b>(cout, w, bias, s64, each, |co, cb, acc| {
+                blocks::<$b>(cos, w, bias, s64, each, |co, cb, acc| {
                     let a = (values, cin, k, co, &*amax, &*xb, l);
                     // SAFETY: the features are enabled in this function; `xb`
                     // holds `np·k` rows of `l ≥ wp + k − 1` values, `wb` and
@@ -694,7 +706,8 @@ mod neon {
     #[target_feature(enable = "neon")]
     pub unsafe fn run(
         values: &[i16],
-        (cin, cout, k): (usize, usize, usize),
+        (cin, _, k): (usize, usize, usize),
+        cos: core::ops::Range<usize>,
         input: &[i16],
         at: &impl Fn(usize, usize) -> usize,
         w: usize,
@@ -719,7 +732,7 @@ mod neon {
         };
         gather(cin, k, input, at, w, l, xb, amax);
         let wp = padded(w);
-        blocks::<B>(cout, w, bias, s64, each, |co, cb, acc| {
+        blocks::<B>(cos, w, bias, s64, each, |co, cb, acc| {
             let a = (values, cin, k, co, &*amax, &*xb, l);
             // SAFETY: `xb` holds `cin·k` rows of `l ≥ wp + k − 1` values,
             // `wb` and `units` room for `cin` units, `acc` `cb` rows of `wp`.
@@ -949,6 +962,9 @@ mod tests {
         input: &'a [i16],
         stride: usize,
         w: usize,
+        /// The output channels are computed in two calls, `..split` and
+        /// `split..` (the reference: in one).
+        split: usize,
     }
 
     /// `conv_acc_rows` of `isa` into `out` (`cout` rows of `w`); input rows
@@ -960,22 +976,30 @@ mod tests {
             let (mut s32, mut s64) = ([0i32; 40000], [0i64; 4096]);
             let at = |ci: usize, ky: usize| (ci * k + ky) * stride;
             let bias = |co: usize| (co as i64 - 3) * 1_000_000_007;
-            conv_acc_rows(
-                isa,
-                values,
-                (cin, cout, k),
-                input,
-                at,
-                w,
-                bias,
-                &mut s32,
-                &mut s64,
-                |co, acc| {
-                    out[co * w..][..w].copy_from_slice(acc);
-                    Ok(())
-                },
-            )
-            .unwrap();
+            let parts = if isa == Isa::Generic {
+                [0..cout, cout..cout]
+            } else {
+                [0..c.split, c.split..cout]
+            };
+            for cos in parts {
+                conv_acc_rows(
+                    isa,
+                    values,
+                    (cin, cout, k),
+                    cos,
+                    input,
+                    at,
+                    w,
+                    bias,
+                    &mut s32,
+                    &mut s64,
+                    |co, acc| {
+                        out[co * w..][..w].copy_from_slice(acc);
+                        Ok(())
+                    },
+                )
+                .unwrap();
+            }
         }
     }
 
@@ -993,7 +1017,7 @@ mod tests {
             let cout = [1, 2, 3, 4, 5, 8, 9, 13][rng.next() as usize % 8];
             let w = [1, 2, 7, 8, 15, 16, 17, 33, 40, 61][rng.next() as usize % 10];
             let stride = w + k - 1 + (rng.next() % 3) as usize;
-            if cin * k * stride > IN || cout * w > OUT {
+            if cin * k * stride > IN || cout * w > OUT || cout * cin * k * k > values.len() {
                 continue;
             }
             let vals = &mut values[..cout * cin * k * k];
@@ -1007,6 +1031,7 @@ mod tests {
                 input: x,
                 stride,
                 w,
+                split: rng.next() as usize % (cout + 1),
             };
             reference(&c, &mut want);
             kernel(&c, &mut got);
@@ -1037,17 +1062,19 @@ mod tests {
                 Ok(())
             };
             let dims = (cin, cout, k);
-            let (a, b) = (&mut s32[..], &mut s64[..]);
-            // SAFETY: the callers checked the CPU; the buffers are the
-            // lengths `conv_acc_rows` checks (the same test runs it).
-            unsafe {
-                if vnni {
-                    vnni::run(values, dims, input, &at, w, &bias, a, b, &mut each)
-                } else {
-                    avx2::run(values, dims, input, &at, w, &bias, a, b, &mut each)
+            for cos in [0..c.split, c.split..cout] {
+                let (a, b) = (&mut s32[..], &mut s64[..]);
+                // SAFETY: the callers checked the CPU; the buffers are the
+                // lengths `conv_acc_rows` checks (the same test runs it).
+                unsafe {
+                    if vnni {
+                        vnni::run(values, dims, cos, input, &at, w, &bias, a, b, &mut each)
+                    } else {
+                        avx2::run(values, dims, cos, input, &at, w, &bias, a, b, &mut each)
+                    }
                 }
+                .unwrap();
             }
-            .unwrap();
         }
     }
 
