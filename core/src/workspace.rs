@@ -70,6 +70,15 @@ impl<'a> Carver<'a> {
 
     /// The next buffer of `n` values of `T`, zeroed.
     pub fn take<T: Pod>(&mut self, n: usize) -> Result<&'a mut [T]> {
+        let buf = self.take_as_is(n)?;
+        buf.fill(T::default());
+        Ok(buf)
+    }
+
+    /// The next buffer of `n` values of `T`, holding whatever values its
+    /// bytes make: for scratch that is written before it is read, carved
+    /// anew for every use.
+    pub fn take_as_is<T: Pod>(&mut self, n: usize) -> Result<&'a mut [T]> {
         let bytes = mul(n, core::mem::size_of::<T>())?;
         let step = round_up(bytes)?;
         if step > self.rest.len() {
@@ -81,10 +90,10 @@ impl<'a> Carver<'a> {
         let rest = core::mem::take(&mut self.rest);
         let (head, tail) = rest.split_at_mut(step);
         self.rest = tail;
-        head.fill(0);
-        // SAFETY: `T` is sealed to plain numbers (f32, f16, i16, i32, i64, u32), for which every bit pattern (and so
-        // the zero bytes written above) is a valid value, and `head` starts on an
-        // `ALIGN` boundary, a multiple of `T`'s alignment, so the prefix is empty.
+        // SAFETY: `T` is sealed to plain numbers (f32, f16, i16, i32, i64,
+        // u32), for which every bit pattern is a valid value, and `head`
+        // starts on an `ALIGN` boundary, a multiple of `T`'s alignment, so
+        // the prefix is empty.
         let (pre, mid, _) = unsafe { head[..bytes].align_to_mut::<T>() };
         if !pre.is_empty() || mid.len() != n {
             return Err(Error::new(

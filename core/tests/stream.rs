@@ -148,7 +148,7 @@ fn lent_threads_give_the_same_bits() {
             for threads in [2, 3, 4, 7] {
                 let what = format!("{:?}, {threads} threads, {isa:?}", net.precision());
                 let par = Scoped { threads };
-                let mut lane = vec![0u8; lane_bytes];
+                let mut lane = vec![0xa5u8; lane_bytes];
                 let mut ws = vec![0u8; Stream::workspace_bytes(net, w).expect("bytes")];
                 let mut s = Stream::new(net, h, w, isa, &mut ws).expect("stream");
                 s.set_parallel(&par, &mut lane).expect("lane");
@@ -175,7 +175,7 @@ fn lent_threads_give_the_same_bits() {
         let mut s = Stream::stripe(net, h, w, cols.clone(), isa, &mut ws).expect("stripe");
         let err = s.set_parallel(&par, &mut short).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::WorkspaceTooSmall);
-        let mut lane = vec![0u8; lane_bytes];
+        let mut lane = vec![0xa5u8; lane_bytes];
         s.set_parallel(&par, &mut lane).expect("lane");
         let inc = s.input_columns();
         let mut got = vec![0.0; h * cols.len()];

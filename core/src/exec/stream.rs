@@ -1366,7 +1366,8 @@ fn lane_layout<A: Act>(net: &Network<'_>, k: &ScratchSize, l: &mut Layout) -> Re
 }
 
 /// The second thread's scratch, carved from `lane` (checked by
-/// [`Stream::set_parallel`]) for kernels that need `k`.
+/// [`Stream::set_parallel`]) for kernels that need `k`, before each use; its
+/// kernels write every value they read, so it is not cleared.
 fn carve_lane<'l, A: Act>(
     net: &Network<'_>,
     k: &ScratchSize,
@@ -1375,14 +1376,14 @@ fn carve_lane<'l, A: Act>(
     let [cand, weights, neighbours, _] = lane_sizes(net)?;
     let mut ws = Carver::new(lane)?;
     Ok(QueryScratch {
-        indices: ws.take::<u32>(cand)?,
-        logits: ws.take::<f32>(cand)?,
-        weights: ws.take::<f32>(weights)?,
-        neighbours: ws.take::<A::Wide>(neighbours)?,
+        indices: ws.take_as_is::<u32>(cand)?,
+        logits: ws.take_as_is::<f32>(cand)?,
+        weights: ws.take_as_is::<f32>(weights)?,
+        neighbours: ws.take_as_is::<A::Wide>(neighbours)?,
         kernel: Scratch {
-            f: ws.take::<f32>(k.f)?,
-            i32s: ws.take::<i32>(k.i32s)?,
-            i64s: ws.take::<i64>(k.i64s)?,
+            f: ws.take_as_is::<f32>(k.f)?,
+            i32s: ws.take_as_is::<i32>(k.i32s)?,
+            i64s: ws.take_as_is::<i64>(k.i64s)?,
         },
     })
 }

@@ -252,8 +252,21 @@ pub(crate) trait Act: Pod + PartialEq + Send + Sync + 'static {
     /// Adds an aggregated value to a fold sum of a pixel covered by `count`
     /// patches.
     fn fold(acc: &mut Self, z: Self::Wide, count: u32);
+    /// [`Act::fold`] of `z[i]` into `acc[i]`, covered by `count[i]` patches,
+    /// for every `i`.
+    fn fold_span(_: Isa, acc: &mut [Self], z: &[Self::Wide], count: &[u32]) {
+        fold_each(acc, z, count);
+    }
     /// The finished fold of a pixel covered by `count` patches, minus `x`.
     fn finish(acc: Self, x: Self, count: u32) -> Self;
+}
+
+/// The plain [`Act::fold_span`].
+#[inline]
+fn fold_each<A: Act>(acc: &mut [A], z: &[A::Wide], count: &[u32]) {
+    for ((a, &z), &c) in acc.iter_mut().zip(z).zip(count) {
+        A::fold(a, z, c);
+    }
 }
 
 fn precision_error() -> Error {
@@ -568,6 +581,16 @@ impl Act for f16 {
     fn fold(acc: &mut f16, z: f32, count: u32) {
         let sum = soft::widen(acc.to_bits()) + z / count as f32;
         *acc = f16::from_bits(soft::narrow(sum));
+    }
+    fn fold_span(isa: Isa, acc: &mut [f16], z: &[f32], count: &[u32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Isa::Avx2Fma(_) = isa {
+            // SAFETY: `Avx2Fma` proves AVX2 and F16C.
+            let done = unsafe { f16c::fold_span(acc, z, count) };
+            return fold_each(&mut acc[done..], &z[done..], &count[done..]);
+        }
+        let _ = isa;
+        fold_each(acc, z, count);
     }
     #[inline]
     fn finish(acc: f16, x: f16, _: u32) -> f16 {
@@ -1271,6 +1294,32 @@ mod f16c {
         }
         super::soft::to_f16(&src[i..n], &mut dst[i..n]);
     }
+
+    /// [`super::Act::fold`] of f16 for the first whole vectors of 8 values
+    /// (the same operations, each rounded alike); returns how many it
+    /// folded.
+    ///
+    /// # Safety
+    /// The CPU must support F16C and AVX2.
+    #[target_feature(enable = "avx2,f16c")]
+    pub unsafe fn fold_span(acc: &mut [f16], z: &[f32], count: &[u32]) -> usize {
+        let n = acc.len().min(z.len()).min(count.len());
+        let (a, zp, c) = (acc.as_mut_ptr(), z.as_ptr(), count.as_ptr());
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n keeps every access inside the slices.
+            unsafe {
+                let sum = _mm256_cvtph_ps(_mm_loadu_si128(a.add(i).cast()));
+                // Counts are at most (patch / stride)², exact as f32.
+                let cnt = _mm256_cvtepi32_ps(_mm256_loadu_si256(c.add(i).cast()));
+                let v = _mm256_add_ps(sum, _mm256_div_ps(_mm256_loadu_ps(zp.add(i)), cnt));
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
+                _mm_storeu_si128(a.add(i).cast(), h);
+            }
+            i += 8;
+        }
+        i
+    }
 }
 
 #[cfg(test)]
@@ -1433,6 +1482,35 @@ mod tests {
             let d = <f16 as Act>::finish(a, b, count);
             let want = f16::from_f32(a.to_f32() - b.to_f32());
             assert_eq!(d.to_bits(), want.to_bits(), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn f16_fold_span_is_fold_on_every_isa() {
+        let mut r = Lcg(17);
+        const N: usize = 4001;
+        let acc: [f16; N] = core::array::from_fn(|_| {
+            f16::from_bits(r.next() as u16 & 0x7bff | (r.next() as u16 & 0x8000))
+        });
+        let z: [f32; N] = core::array::from_fn(|i| match i % 4 {
+            0 => f32::from_bits(r.next()),
+            1 => (r.unit() - 0.5) * 70000.0,
+            _ => (r.unit() - 0.5) * 1e-4,
+        });
+        let count: [u32; N] = core::array::from_fn(|_| 1 + r.next() % 9);
+        let mut want = acc;
+        for ((a, &z), &c) in want.iter_mut().zip(&z).zip(&count) {
+            <f16 as Act>::fold(a, z, c);
+        }
+        for isa in [Isa::Generic, Isa::detect()] {
+            for start in [0, 3] {
+                let mut got = acc;
+                <f16 as Act>::fold_span(isa, &mut got[start..], &z[start..], &count[start..]);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate().skip(start) {
+                    let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
+                    assert!(same, "{isa:?} {i}: {g} vs {w}");
+                }
+            }
         }
     }
 

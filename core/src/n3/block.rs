@@ -252,13 +252,13 @@ pub(crate) fn query_row<A: Act>(
                     rb = q.neighbours(j2, s2)
                 });
                 ra.and(rb)?;
-                fold_add(s.neighbours, out, d, cw, channels, i, j, out_data);
-                fold_add(s2.neighbours, out, d, cw, channels, i, j2, out_data);
+                fold_add(isa, s.neighbours, out, d, cw, channels, i, j, out_data);
+                fold_add(isa, s2.neighbours, out, d, cw, channels, i, j2, out_data);
                 j = next(j2 + 1);
             }
             _ => {
                 q.neighbours(j, s)?;
-                fold_add(s.neighbours, out, d, cw, channels, i, j, out_data);
+                fold_add(isa, s.neighbours, out, d, cw, channels, i, j, out_data);
                 j = j2;
             }
         }
@@ -449,6 +449,7 @@ fn candidates(
 /// padding or outside the held columns are cropped.
 #[allow(clippy::too_many_arguments)]
 fn fold_add<A: Act>(
+    isa: Isa,
     z: &[A::Wide],
     band: Band,
     d: &N3Dims,
@@ -475,6 +476,15 @@ fn fold_add<A: Act>(
         }
     }
     let cols = &cols[..held];
+    // The held columns are consecutive (a patch is cropped at its ends):
+    // each patch row folds as one span.
+    let span = cols.first().map_or(0..0, |c| c.0..c.0 + held);
+    let x0 = cols.first().map_or(0, |c| c.1);
+    let consecutive = cols
+        .iter()
+        .enumerate()
+        .all(|(n, c)| c.0 == span.start + n && c.1 == x0 + n);
+    let mut count = [0u32; 64];
     for dy in 0..p {
         let Some(y) = d.rows.pixel(i, dy) else {
             continue;
@@ -484,13 +494,21 @@ fn fold_add<A: Act>(
         } else {
             1
         };
+        for (n, &(_, _, cx)) in cols.iter().enumerate() {
+            count[n] = cy * cx;
+        }
+        let count = &count[..held];
         let at = band.at(y, 0);
         for (jn, zj) in z.chunks_exact(d.input_dim).enumerate() {
             for c in 0..channels {
                 let row = &mut out[((1 + jn) * channels + c) * band.plane + at..][..band.width];
                 let zrow = &zj[(c * p + dy) * p..][..p];
-                for &(dx, x, cx) in cols {
-                    A::fold(&mut row[x], zrow[dx], cy * cx);
+                if consecutive {
+                    A::fold_span(isa, &mut row[x0..x0 + held], &zrow[span.clone()], count);
+                } else {
+                    for (&(dx, x, _), &n) in cols.iter().zip(count) {
+                        A::fold(&mut row[x], zrow[dx], n);
+                    }
                 }
             }
         }
