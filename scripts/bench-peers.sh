@@ -44,7 +44,10 @@ results=$dir/results.jsonl
 cargo build --release -q -p n3net-runtime
 cargo build --release -q -p n3net-core --example fma_peak --example conv_speed
 n3net=target/release/n3net
-peak=$(target/release/examples/fma_peak | tee /dev/stderr | sed -n 's/.*peak: \([0-9.]*\) GMAC.*/\1/p')
+target/release/examples/fma_peak | tee "$dir/peak.txt" >&2
+peak=$(sed -n 's/^single-core f32 FMA peak: \([0-9.]*\) GMAC.*/\1/p' "$dir/peak.txt")
+# The int16 multiply-add rate of the q16 kernels' AVX2 instructions (x86-64 only).
+int16=$(sed -n 's/^single-core int16 multiply-add rate[^:]*: \([0-9.]*\) GMAC.*/\1/p' "$dir/peak.txt")
 # The 64→64 3×3 convolution alone, f32 and q16, against the same peak.
 target/release/examples/conv_speed | tee "$dir/conv.txt" >&2
 
@@ -114,17 +117,22 @@ for n in "${size_list[@]}"; do
 done
 
 macs=$("$n3net" info "$dir/sigma25-f32.n3b" | sed -n 's/^multiply-adds *\([0-9]*\) per pixel/\1/p')
-python3 - "$results" "$peak" "$macs" "$dir/conv.txt" <<'PY'
+python3 - "$results" "$peak" "$macs" "$dir/conv.txt" "${int16:-0}" <<'PY'
 import json, re, sys
 res, peak, macs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+int16 = float(sys.argv[5])
 rows = [json.loads(l) for l in open(res)]
 print(f"\nsingle-core f32 FMA peak: {peak:.2f} GMAC/s; network: {macs:.0f} multiply-adds per pixel")
+if int16:
+    print(f"single-core int16 multiply-add rate (vpmaddwd + vpaddd): {int16:.2f} GMAC/s, "
+          f"{int16 / peak:.2f}× the f32 FMA peak")
 for line in open(sys.argv[4]):
     m = re.match(r"(\S+)\s+f32\s+([0-9.]+) GMAC/s.*q16\s+([0-9.]+) GMAC/s", line)
     if m:
         isa, f, q = m.group(1), float(m.group(2)), float(m.group(3))
+        of16 = f" ({100 * q / int16:.0f} % of the int16 rate)" if int16 else ""
         print(f"64→64 3×3 convolution, 1 thread, {isa}: f32 {f:.1f} GMAC/s ({100 * f / peak:.0f} % of the "
-              f"FMA peak), q16 {q:.1f} GMAC/s")
+              f"FMA peak), q16 {q:.1f} GMAC/s{of16}")
 print("| size | threads | engine | s/image | MP/s | GMAC/s | of FMA peak | peak memory | n3net f32 speed-up |")
 print("|---|---|---|---|---|---|---|---|---|")
 peers = ("tract", "onnxruntime", "pytorch")
@@ -148,4 +156,14 @@ for size in sorted({r["size"] for r in rows}):
                 ratio = f"{s / ours['best_s']:.2f}×"
             print(f"| {size}² | {t} | {r['label']} | {s:.3f} | {size * size / s / 1e6:.3f} | "
                   f"{gmacs:.1f} | {100 * gmacs / (peak * t):.0f} % | {mem} | {ratio} |")
+print("\n| size | threads | q16 speed vs f32 | f16 speed vs f32 |")
+print("|---|---|---|---|")
+for size in sorted({r["size"] for r in rows}):
+    for t in sorted({r["threads"] for r in rows if r["size"] == size}):
+        best = {r["label"]: r["best_s"] for r in rows
+                if r["size"] == size and r["threads"] == t and r["status"] == "ok"}
+        if "n3net f32" in best:
+            f = best["n3net f32"]
+            q, h = (f"{f / best[l]:.2f}×" if l in best else "–" for l in ("n3net q16", "n3net f16"))
+            print(f"| {size}² | {t} | {q} | {h} |")
 PY

@@ -111,6 +111,9 @@ pub(crate) fn split_out<A>(arena: &mut [A], w: Range<usize>) -> (&mut [A], Outsi
     )
 }
 
+/// Computes output channels `channels` of a row with a scratch into `out`.
+type ChannelsFn<'f, A> = dyn Fn(Range<usize>, &mut Scratch<'_>, &mut [A]) -> Result<()> + Sync + 'f;
+
 /// Output channels `0..cout` of a row computed by `f(channels, scratch,
 /// out)`, `out` holding the output channel planes (`plane` values each) from
 /// `channels.start`: in one call, or in two halves joined on `par` when the
@@ -121,7 +124,7 @@ fn halves<A: Send>(
     s: &mut Scratch<'_>,
     (cout, plane): (usize, usize),
     out: &mut [A],
-    f: &(dyn Fn(Range<usize>, &mut Scratch<'_>, &mut [A]) -> Result<()> + Sync),
+    f: &ChannelsFn<'_, A>,
 ) -> Result<()> {
     let (par, lane) = match second {
         Some((p, lane)) if p.threads() >= 2 && cout >= 2 * SPLIT_MIN_CHANNELS => (p, lane),
@@ -136,10 +139,9 @@ fn halves<A: Send>(
     }
     let (oa, ob) = out.split_at_mut(half * plane);
     let (mut ra, mut rb) = (Ok(()), Ok(()));
-    par.join(
-        &mut || ra = f(0..half, s, oa),
-        &mut || rb = f(half..cout, lane, ob),
-    );
+    par.join(&mut || ra = f(0..half, s, oa), &mut || {
+        rb = f(half..cout, lane, ob)
+    });
     ra.and(rb)
 }
 
