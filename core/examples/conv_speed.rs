@@ -2,22 +2,16 @@
 //! (int16 weights and activations), in one run:
 //! `cargo run --release -p n3net-core --example conv_speed`.
 
-use std::time::Instant;
-
 use n3net_core::kernels::conv::conv2d;
 use n3net_core::kernels::fixed;
 use n3net_core::tensor::Geom;
 use n3net_core::{ConvLayer, Isa, Weights};
 
+mod timing;
+
 /// Best of five timings of `f`, in GMAC/s for `macs` multiply-adds.
-fn gmacs(macs: f64, mut f: impl FnMut()) -> f64 {
-    let mut best = f64::MAX;
-    for _ in 0..5 {
-        let t = Instant::now();
-        f();
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    macs / best / 1e9
+fn gmacs(macs: f64, f: impl FnMut()) -> f64 {
+    macs / timing::best_of_five(f) / 1e9
 }
 
 fn main() {

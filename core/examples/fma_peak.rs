@@ -14,7 +14,9 @@
 //! f32 peak.
 
 use std::hint::black_box;
-use std::time::Instant;
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod timing;
 
 /// Iterations of the unrolled loop per run.
 const ITERS: u64 = 40_000_000;
@@ -145,14 +147,8 @@ fn main() {
 /// Multiply-adds per second, in billions, of the best of five runs of
 /// `run` ([`ITERS`] iterations of `per_iter` multiply-adds).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn best_rate(per_iter: u64, mut run: impl FnMut()) -> f64 {
-    let mut best = f64::MAX;
-    for _ in 0..5 {
-        let t = Instant::now();
-        run();
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    (ITERS * per_iter) as f64 / best / 1e9
+fn best_rate(per_iter: u64, run: impl FnMut()) -> f64 {
+    (ITERS * per_iter) as f64 / timing::best_of_five(run) / 1e9
 }
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]

@@ -220,7 +220,8 @@ pub struct StripeOptions {
     /// Threads: stripes run at once, each with its own workspace; an image
     /// that fits one stripe splits each layer between them instead.
     pub threads: usize,
-    /// Budget for the workspaces of all threads together, in bytes.
+    /// Budget for the workspaces of all threads together (with one stripe,
+    /// its workspace and the second thread's lane), in bytes.
     pub max_memory: usize,
 }
 
@@ -255,10 +256,17 @@ pub fn plan_striping(
     }
     let threads = opts.threads.max(1);
     let bytes = |s: usize| Stream::stripe_workspace_bytes(net, s).map_err(anyhow::Error::from);
+    // One stripe shares each layer between the threads: a second thread
+    // needs its lane.
+    let lane = if threads > 1 {
+        Stream::lane_workspace_bytes(net, width)?
+    } else {
+        0
+    };
     let stripe = match opts.stripe {
         Some(0) => bail!("--stripe must be at least 1 column"),
         Some(s) => s.min(width),
-        None if bytes(width)? <= opts.max_memory => width,
+        None if bytes(width)?.saturating_add(lane) <= opts.max_memory => width,
         None => {
             let budget = opts.max_memory / threads;
             let widest = width.div_ceil(threads);
