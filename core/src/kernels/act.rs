@@ -126,22 +126,39 @@ fn halves<A: Send>(
     out: &mut [A],
     f: &ChannelsFn<'_, A>,
 ) -> Result<()> {
-    let (par, lane) = match second {
-        Some((p, lane)) if p.threads() >= 2 && cout >= 2 * SPLIT_MIN_CHANNELS => (p, lane),
-        _ => return f(0..cout, s, out),
-    };
-    let half = cout / 2;
+    match second {
+        Some((par, lane)) if par.threads() >= 2 && cout >= 2 * SPLIT_MIN_CHANNELS => {
+            let half = cout / 2;
+            join_channels(
+                par,
+                out,
+                (cout, plane, half),
+                &mut |oa| f(0..half, s, oa),
+                &mut |ob| f(half..cout, lane, ob),
+            )
+        }
+        _ => f(0..cout, s, out),
+    }
+}
+
+/// Output channel planes `out` (`cout` planes of `plane` values) split at
+/// channel `at`: `a` fills the first part and `b` the rest, joined on `par`.
+fn join_channels<A: Send>(
+    par: &dyn Parallel,
+    out: &mut [A],
+    (cout, plane, at): (usize, usize, usize),
+    a: &mut (dyn FnMut(&mut [A]) -> Result<()> + Send),
+    b: &mut (dyn FnMut(&mut [A]) -> Result<()> + Send),
+) -> Result<()> {
     if out.len() < cout * plane {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
             "conv: output band shorter than its channels",
         ));
     }
-    let (oa, ob) = out.split_at_mut(half * plane);
+    let (oa, ob) = out.split_at_mut(at * plane);
     let (mut ra, mut rb) = (Ok(()), Ok(()));
-    par.join(&mut || ra = f(0..half, s, oa), &mut || {
-        rb = f(half..cout, lane, ob)
-    });
+    par.join(&mut || ra = a(oa), &mut || rb = b(ob));
     ra.and(rb)
 }
 
@@ -169,23 +186,17 @@ fn conv_split(
     };
     let (pa, pb) = (parts / 2, parts - parts / 2);
     let half = cout * pa / parts;
-    if out.len() < cout * db.plane {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "conv: output band shorter than its channels",
-        ));
-    }
-    let (oa, ob) = out.split_at_mut(half * db.plane);
     let (la, lb) = (
         layer.output_channels(0..half),
         layer.output_channels(half..cout),
     );
-    let (mut ra, mut rb) = (Ok(()), Ok(()));
-    par.join(
-        &mut || ra = conv_split(isa, Some(par), pa, &la, (sb, input), db, oa, y),
-        &mut || rb = conv_split(isa, Some(par), pb, &lb, (sb, input), db, ob, y),
-    );
-    ra.and(rb)
+    join_channels(
+        par,
+        out,
+        (cout, db.plane, half),
+        &mut |oa| conv_split(isa, Some(par), pa, &la, (sb, input), db, oa, y),
+        &mut |ob| conv_split(isa, Some(par), pb, &lb, (sb, input), db, ob, y),
+    )
 }
 
 /// An activation storage type.
