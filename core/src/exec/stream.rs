@@ -1213,9 +1213,10 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             par: self.par,
         };
         let mut lane = match self.par {
-            Some(_) if !self.lane.is_empty() => {
-                Some(carve_lane::<A>(self.net, &self.shape.scratch, &mut *self.lane)?.kernel)
-            }
+            Some(_) if !self.lane.is_empty() => Some(carve_kernel(
+                &self.shape.scratch,
+                &mut Carver::new(&mut *self.lane)?,
+            )?),
             _ => None,
         };
         A::conv_row(&c, a.rings, &mut self.scratch, lane.as_mut())?;
@@ -1322,9 +1323,6 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     }
 }
 
-/// Input rows that must have been pushed for output row `r` of an image
-/// `h` rows tall to be final; `rows(b)` is block `b`'s patch grid along rows.
-/// Least common multiple, `None` on overflow.
 /// Sizes of one query's scratch for any block of `net`: candidates,
 /// weights, aggregated values and the longest patch.
 fn lane_sizes(net: &Network<'_>) -> Result<[usize; 4]> {
@@ -1356,18 +1354,28 @@ fn lane_bytes(net: &Network<'_>, scratch: &ScratchSize) -> Result<usize> {
 
 fn lane_layout<A: Act>(net: &Network<'_>, k: &ScratchSize, l: &mut Layout) -> Result<()> {
     let [cand, weights, neighbours, _] = lane_sizes(net)?;
+    l.push::<f32>(k.f)?;
+    l.push::<i32>(k.i32s)?;
+    l.push::<i64>(k.i64s)?;
     l.push::<u32>(cand)?;
     l.push::<f32>(cand)?;
     l.push::<f32>(weights)?;
-    l.push::<A::Wide>(neighbours)?;
-    l.push::<f32>(k.f)?;
-    l.push::<i32>(k.i32s)?;
-    l.push::<i64>(k.i64s)
+    l.push::<A::Wide>(neighbours)
 }
 
-/// The second thread's scratch, carved from `lane` (checked by
-/// [`Stream::set_parallel`]) for kernels that need `k`, before each use; its
-/// kernels write every value they read, so it is not cleared.
+/// The second thread's kernel scratch for kernels that need `k`: the start
+/// of its lane (checked by [`Stream::set_parallel`]), carved before each use.
+/// Its kernels write every value they read, so it is not cleared.
+fn carve_kernel<'l>(k: &ScratchSize, ws: &mut Carver<'l>) -> Result<Scratch<'l>> {
+    Ok(Scratch {
+        f: ws.take_as_is::<f32>(k.f)?,
+        i32s: ws.take_as_is::<i32>(k.i32s)?,
+        i64s: ws.take_as_is::<i64>(k.i64s)?,
+    })
+}
+
+/// The second thread's whole scratch: [`carve_kernel`] and the rest of the
+/// lane for one query.
 fn carve_lane<'l, A: Act>(
     net: &Network<'_>,
     k: &ScratchSize,
@@ -1375,19 +1383,17 @@ fn carve_lane<'l, A: Act>(
 ) -> Result<QueryScratch<'l, A>> {
     let [cand, weights, neighbours, _] = lane_sizes(net)?;
     let mut ws = Carver::new(lane)?;
+    let kernel = carve_kernel(k, &mut ws)?;
     Ok(QueryScratch {
         indices: ws.take_as_is::<u32>(cand)?,
         logits: ws.take_as_is::<f32>(cand)?,
         weights: ws.take_as_is::<f32>(weights)?,
         neighbours: ws.take_as_is::<A::Wide>(neighbours)?,
-        kernel: Scratch {
-            f: ws.take_as_is::<f32>(k.f)?,
-            i32s: ws.take_as_is::<i32>(k.i32s)?,
-            i64s: ws.take_as_is::<i64>(k.i64s)?,
-        },
+        kernel,
     })
 }
 
+/// Least common multiple, `None` on overflow.
 fn lcm(a: usize, b: usize) -> Option<usize> {
     let (mut x, mut y) = (a, b);
     while y != 0 {
@@ -1396,6 +1402,8 @@ fn lcm(a: usize, b: usize) -> Option<usize> {
     (a / x).checked_mul(b)
 }
 
+/// Input rows that must have been pushed for output row `r` of an image
+/// `h` rows tall to be final; `rows(b)` is block `b`'s patch grid along rows.
 fn rows_needed(net: &Network<'_>, h: usize, r: usize, rows: impl Fn(usize) -> Axis) -> usize {
     let mut y = r.min(h - 1);
     for s in (0..net.dncnn().len()).rev() {
