@@ -477,17 +477,19 @@ impl Act for f16 {
             first: y + db.pad,
         };
         let taps = l.cin * k * k;
+        // The input rows, widened once for both halves of a split row.
+        let (rows, rest_f) = s.f.split_at_mut(l.cin * band.plane);
+        for ci in 0..l.cin {
+            let from = ci * sb.plane + (band.first - sb.first) * rs;
+            to_f32(
+                c.isa,
+                &input[from..from + band.plane],
+                &mut rows[ci * band.plane..][..band.plane],
+            );
+        }
+        let rows = &*rows;
         let part = |cos: Range<usize>, s: &mut Scratch<'_>, out: &mut [f16]| -> Result<()> {
-            let (rows, rest_f) = s.f.split_at_mut(l.cin * band.plane);
-            let (res_row, rest_f) = rest_f.split_at_mut(rs);
-            for ci in 0..l.cin {
-                let from = ci * sb.plane + (band.first - sb.first) * rs;
-                to_f32(
-                    c.isa,
-                    &input[from..from + band.plane],
-                    &mut rows[ci * band.plane..][..band.plane],
-                );
-            }
+            let (res_row, rest_f) = s.f.split_at_mut(rs);
             let mut co = cos.start;
             while co < cos.end {
                 let cb = F16_BLOCK.min(cos.end - co);
@@ -520,8 +522,13 @@ impl Act for f16 {
             }
             Ok(())
         };
+        let mut first = Scratch {
+            f: rest_f,
+            i32s: &mut *s.i32s,
+            i64s: &mut *s.i64s,
+        };
         let second = c.par.zip(lane);
-        halves(second, s, (l.cout, db.plane), out, &part)
+        halves(second, &mut first, (l.cout, db.plane), out, &part)
     }
 
     fn distances(
