@@ -1310,7 +1310,8 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         let (x, out) = two(a.rings, self.range(blk.x), self.range(blk.out));
         let x = Planes { band: xb, data: x };
         let cw = self.cols[b];
-        finish_rows(&d, &cw, self.net.n3_block(b).cin(), x, ob, out, y..y + 1);
+        let ch = self.net.n3_block(b).cin();
+        finish_rows(self.isa, &d, &cw, ch, x, ob, out, y..y + 1);
         self.observe(a, blk.out, y);
         let end = if y + 1 == self.height {
             self.reserve(a, blk.out, y + 1 + 2 * pg)?;

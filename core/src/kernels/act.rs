@@ -272,6 +272,19 @@ pub(crate) trait Act: Pod + PartialEq + Send + Sync + 'static {
     }
     /// The finished fold of a pixel covered by `count` patches, minus `x`.
     fn finish(acc: Self, x: Self, count: u32) -> Self;
+    /// [`Act::finish`] of `acc[i]`, `x[i]` and `count[i]` into `acc[i]`,
+    /// for every `i`.
+    fn finish_span(_: Isa, acc: &mut [Self], x: &[Self], count: &[u32]) {
+        finish_each(acc, x, count);
+    }
+}
+
+/// The plain [`Act::finish_span`].
+#[inline]
+fn finish_each<A: Act>(acc: &mut [A], x: &[A], count: &[u32]) {
+    for ((a, &x), &c) in acc.iter_mut().zip(x).zip(count) {
+        *a = A::finish(*a, x, c);
+    }
 }
 
 /// The plain [`Act::fold_span`].
@@ -606,8 +619,7 @@ impl Act for f16 {
         #[cfg(target_arch = "x86_64")]
         if let Isa::Avx2Fma(_) = isa {
             // SAFETY: `Avx2Fma` proves AVX2 and F16C.
-            let done = unsafe { f16c::fold_span(acc, z, count) };
-            return fold_each(&mut acc[done..], &z[done..], &count[done..]);
+            return unsafe { f16c::fold_span(acc, z, count) };
         }
         let _ = isa;
         fold_each(acc, z, count);
@@ -616,6 +628,15 @@ impl Act for f16 {
     fn finish(acc: f16, x: f16, _: u32) -> f16 {
         let d = soft::widen(acc.to_bits()) - soft::widen(x.to_bits());
         f16::from_bits(soft::narrow(d))
+    }
+    fn finish_span(isa: Isa, acc: &mut [f16], x: &[f16], count: &[u32]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Isa::Avx2Fma(_) = isa {
+            // SAFETY: `Avx2Fma` proves AVX2 and F16C.
+            return unsafe { f16c::finish_span(acc, x) };
+        }
+        let _ = isa;
+        finish_each(acc, x, count);
     }
 }
 
@@ -1315,30 +1336,100 @@ mod f16c {
         super::soft::to_f16(&src[i..n], &mut dst[i..n]);
     }
 
-    /// [`super::Act::fold`] of f16 for the first whole vectors of 8 values
-    /// (the same operations, each rounded alike); returns how many it
-    /// folded.
+    /// [`super::Act::fold`] of f16 over the whole span (the same
+    /// operations, each rounded alike); a last part shorter than a vector
+    /// goes through a padded copy.
     ///
     /// # Safety
     /// The CPU must support F16C and AVX2.
     #[target_feature(enable = "avx2,f16c")]
-    pub unsafe fn fold_span(acc: &mut [f16], z: &[f32], count: &[u32]) -> usize {
+    pub unsafe fn fold_span(acc: &mut [f16], z: &[f32], count: &[u32]) {
         let n = acc.len().min(z.len()).min(count.len());
-        let (a, zp, c) = (acc.as_mut_ptr(), z.as_ptr(), count.as_ptr());
         let mut i = 0;
         while i + 8 <= n {
             // SAFETY: i + 8 <= n keeps every access inside the slices.
             unsafe {
-                let sum = _mm256_cvtph_ps(_mm_loadu_si128(a.add(i).cast()));
-                // Counts are at most (patch / stride)², exact as f32.
-                let cnt = _mm256_cvtepi32_ps(_mm256_loadu_si256(c.add(i).cast()));
-                let v = _mm256_add_ps(sum, _mm256_div_ps(_mm256_loadu_ps(zp.add(i)), cnt));
-                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
-                _mm_storeu_si128(a.add(i).cast(), h);
-            }
+                fold8(
+                    acc.as_mut_ptr().add(i),
+                    z.as_ptr().add(i),
+                    count.as_ptr().add(i),
+                )
+            };
             i += 8;
         }
-        i
+        let r = n - i;
+        if r > 0 {
+            let (mut a, mut zz, mut c) = ([f16::ZERO; 8], [0f32; 8], [1u32; 8]);
+            a[..r].copy_from_slice(&acc[i..n]);
+            zz[..r].copy_from_slice(&z[i..n]);
+            c[..r].copy_from_slice(&count[i..n]);
+            // SAFETY: the padded copies hold 8 values each.
+            unsafe { fold8(a.as_mut_ptr(), zz.as_ptr(), c.as_ptr()) };
+            acc[i..n].copy_from_slice(&a[..r]);
+        }
+    }
+
+    /// The fold of 8 values at `a`, `z` and `c`.
+    ///
+    /// # Safety
+    /// The CPU must support F16C and AVX2; 8 values are readable at each
+    /// pointer and writable at `a`.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn fold8(a: *mut f16, z: *const f32, c: *const u32) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let sum = _mm256_cvtph_ps(_mm_loadu_si128(a.cast()));
+            // Counts are at most (patch / stride)², exact as f32.
+            let cnt = _mm256_cvtepi32_ps(_mm256_loadu_si256(c.cast()));
+            let v = _mm256_add_ps(sum, _mm256_div_ps(_mm256_loadu_ps(z), cnt));
+            let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v);
+            _mm_storeu_si128(a.cast(), h);
+        }
+    }
+
+    /// [`super::Act::finish`] of f16 over the whole span: `acc − x`,
+    /// rounded alike; a last part shorter than a vector goes through a
+    /// padded copy.
+    ///
+    /// # Safety
+    /// The CPU must support F16C and AVX2.
+    #[target_feature(enable = "avx2,f16c")]
+    pub unsafe fn finish_span(acc: &mut [f16], x: &[f16]) {
+        let n = acc.len().min(x.len());
+        let mut i = 0;
+        while i + 8 <= n {
+            // SAFETY: i + 8 <= n keeps every access inside the slices.
+            unsafe { finish8(acc.as_mut_ptr().add(i), x.as_ptr().add(i)) };
+            i += 8;
+        }
+        let r = n - i;
+        if r > 0 {
+            let (mut a, mut xx) = ([f16::ZERO; 8], [f16::ZERO; 8]);
+            a[..r].copy_from_slice(&acc[i..n]);
+            xx[..r].copy_from_slice(&x[i..n]);
+            // SAFETY: the padded copies hold 8 values each.
+            unsafe { finish8(a.as_mut_ptr(), xx.as_ptr()) };
+            acc[i..n].copy_from_slice(&a[..r]);
+        }
+    }
+
+    /// `a − x` of 8 values.
+    ///
+    /// # Safety
+    /// The CPU must support F16C and AVX2; 8 values are readable at each
+    /// pointer and writable at `a`.
+    #[inline]
+    #[target_feature(enable = "avx2,f16c")]
+    unsafe fn finish8(a: *mut f16, x: *const f16) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let v = _mm256_sub_ps(
+                _mm256_cvtph_ps(_mm_loadu_si128(a.cast())),
+                _mm256_cvtph_ps(_mm_loadu_si128(x.cast())),
+            );
+            _mm_storeu_si128(a.cast(), _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(v));
+        }
     }
 }
 
@@ -1530,6 +1621,39 @@ mod tests {
                     let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
                     assert!(same, "{isa:?} {i}: {g} vs {w}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn f16_spans_of_every_short_length_are_the_plain_ops_on_every_isa() {
+        let mut r = Lcg(29);
+        for n in 0..=19 {
+            let acc: [f16; 19] = core::array::from_fn(|_| {
+                f16::from_bits(r.next() as u16 & 0x7bff | (r.next() as u16 & 0x8000))
+            });
+            let x: [f16; 19] = core::array::from_fn(|_| f16::from_f32(r.unit() * 8.0 - 4.0));
+            let z: [f32; 19] = core::array::from_fn(|_| (r.unit() - 0.5) * 300.0);
+            let count: [u32; 19] = core::array::from_fn(|_| 1 + r.next() % 4);
+            let (x, z, count) = (&x[..n], &z[..n], &count[..n]);
+            let (mut fold, mut finish) = (acc, acc);
+            fold_each(&mut fold[..n], z, count);
+            finish_each(&mut finish[..n], x, count);
+            for isa in [Isa::Generic, Isa::detect()] {
+                let mut got = acc;
+                <f16 as Act>::fold_span(isa, &mut got[..n], z, count);
+                assert_eq!(
+                    got.map(f16::to_bits),
+                    fold.map(f16::to_bits),
+                    "fold {isa:?} {n}"
+                );
+                let mut got = acc;
+                <f16 as Act>::finish_span(isa, &mut got[..n], x, count);
+                assert_eq!(
+                    got.map(f16::to_bits),
+                    finish.map(f16::to_bits),
+                    "finish {isa:?} {n}"
+                );
             }
         }
     }

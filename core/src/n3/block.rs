@@ -396,7 +396,7 @@ pub fn n3_forward(
         )?;
     }
     let x = planes(io.input);
-    finish_rows(d, &cw, channels, x, band, io.output, 0..g.height);
+    finish_rows(isa, d, &cw, channels, x, band, io.output, 0..g.height);
     Ok(())
 }
 
@@ -518,7 +518,9 @@ fn fold_add<A: Act>(
 /// Turns the folded sums of image rows `rows` (the held columns) into
 /// averages and writes `[x, z¹ − x, …]`. Each row is final once every patch
 /// row covering it has been through [`query_row`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn finish_rows<A: Act>(
+    isa: Isa,
     d: &N3Dims,
     cw: &Columns,
     channels: usize,
@@ -527,18 +529,24 @@ pub(crate) fn finish_rows<A: Act>(
     out: &mut [A],
     rows: core::ops::Range<usize>,
 ) {
-    let k = d.k;
+    // Columns finished at once: their patch counts are computed once for
+    // every channel and neighbour.
+    const SPAN: usize = 64;
+    let mut count = [0u32; SPAN];
     for y in rows {
         let cy = d.rows.coverage(y + d.rows.before);
-        for xx in 0..band.width {
-            let count = (cy * d.cols.coverage(cw.x0 + xx + d.cols.before)) as u32;
-            let (ax, at) = (x.band.at(y, xx), band.at(y, xx));
+        for x0 in (0..band.width).step_by(SPAN) {
+            let n = SPAN.min(band.width - x0);
+            for (xx, c) in (x0..x0 + n).zip(count.iter_mut()) {
+                *c = (cy * d.cols.coverage(cw.x0 + xx + d.cols.before)) as u32;
+            }
+            let (ax, at) = (x.band.at(y, x0), band.at(y, x0));
             for c in 0..channels {
-                let xv = x.data[c * x.band.plane + ax];
-                out[c * band.plane + at] = xv;
-                for jn in 0..k {
-                    let o = &mut out[((1 + jn) * channels + c) * band.plane + at];
-                    *o = A::finish(*o, xv, count);
+                let xs = &x.data[c * x.band.plane + ax..][..n];
+                out[c * band.plane + at..][..n].copy_from_slice(xs);
+                for jn in 0..d.k {
+                    let o = &mut out[((1 + jn) * channels + c) * band.plane + at..][..n];
+                    A::finish_span(isa, o, xs, &count[..n]);
                 }
             }
         }
