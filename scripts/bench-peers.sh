@@ -5,6 +5,11 @@
 # never committed), square images of each size, 1 and 2 threads.
 #
 #   scripts/bench-peers.sh [--sizes 256,512,1024] [--threads 1,2] [--repeat 2] [--timeout 300]
+#                          [--n3net-only]
+#
+# --n3net-only measures n3net f32/f16/q16 alone (no peers; the graph is
+# exported at the first size only, for the weight blobs): the precisions
+# against each other in a quarter of the time.
 #
 # Engines, each configuration in its own process (its peak resident memory
 # is measured by GNU time):
@@ -21,7 +26,7 @@
 # speed of n3net f32 relative to the fastest peer that finished.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-sizes=256,512,1024 threads=1,2 repeat=2 limit=300 mem_gb=20
+sizes=256,512,1024 threads=1,2 repeat=2 limit=300 mem_gb=20 peers=1
 while [ $# -gt 0 ]; do
     case $1 in
         --sizes) sizes=$2; shift 2 ;;
@@ -29,6 +34,7 @@ while [ $# -gt 0 ]; do
         --repeat) repeat=$2; shift 2 ;;
         --timeout) limit=$2; shift 2 ;;
         --mem-gb) mem_gb=$2; shift 2 ;;
+        --n3net-only) peers=0; shift ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -53,7 +59,9 @@ target/release/examples/conv_speed | tee "$dir/conv.txt" >&2
 
 IFS=, read -ra size_list <<<"$sizes"
 IFS=, read -ra thread_list <<<"$threads"
-for n in "${size_list[@]}"; do
+export_sizes=("${size_list[@]}")
+[ "$peers" = 1 ] || export_sizes=("${size_list[0]}")
+for n in "${export_sizes[@]}"; do
     m=$dir/n3net_sigma25_$n.onnx
     [ -f "$m" ] || python3 python/export_onnx.py --checkpoint "$ckpt" --out "$m" \
         --height "$n" --width "$n" --threads 2 --no-compare >&2
@@ -106,6 +114,7 @@ for n in "${size_list[@]}"; do
             measure "n3net $p" "$n" "$t" sh -c "'$n3net' bench --model '$dir/sigma25-$p.n3b' --size $n \
                 --threads $t --repeat $repeat --json '$dir/one.json' >&2 && cat '$dir/one.json'"
         done
+        [ "$peers" = 1 ] || continue
         onnx=$dir/n3net_sigma25_$n.onnx
         measure "tract" "$n" "$t" sh -c "rm -f '$dir/one.json'; '$n3net' bench --engine tract \
             --model '$onnx' --threads $t --repeat $repeat --json '$dir/one.json' >&2 && cat '$dir/one.json'"
