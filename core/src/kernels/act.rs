@@ -1640,20 +1640,13 @@ mod tests {
             fold_each(&mut fold[..n], z, count);
             finish_each(&mut finish[..n], x, count);
             for isa in [Isa::Generic, Isa::detect()] {
-                let mut got = acc;
-                <f16 as Act>::fold_span(isa, &mut got[..n], z, count);
-                assert_eq!(
-                    got.map(f16::to_bits),
-                    fold.map(f16::to_bits),
-                    "fold {isa:?} {n}"
-                );
-                let mut got = acc;
-                <f16 as Act>::finish_span(isa, &mut got[..n], x, count);
-                assert_eq!(
-                    got.map(f16::to_bits),
-                    finish.map(f16::to_bits),
-                    "finish {isa:?} {n}"
-                );
+                let (mut a, mut b) = (acc, acc);
+                <f16 as Act>::fold_span(isa, &mut a[..n], z, count);
+                <f16 as Act>::finish_span(isa, &mut b[..n], x, count);
+                for (what, got, want) in [("fold", a, fold), ("finish", b, finish)] {
+                    let (got, want) = (got.map(f16::to_bits), want.map(f16::to_bits));
+                    assert_eq!(got, want, "{what} {isa:?} {n}");
+                }
             }
         }
     }
