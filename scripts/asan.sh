@@ -6,10 +6,11 @@
 #
 #   scripts/asan.sh [-p PACKAGE ...] [extra cargo test arguments]
 #
-# Without -p: both crates. CI runs the core's tests only, without its three
+# Without -p: both crates. CI runs the core's tests only, without its four
 # largest-image tests (the same code at smaller sizes runs):
 #   scripts/asan.sh -p n3net-core -- --skip paper_model_matches \
-#       --skip large_image_matches --skip paper_geometry_stripes
+#       --skip large_image_matches --skip paper_geometry_stripes \
+#       --skip noise_conditioned_model
 # The C ABI's tests also build the runtime and tract under the sanitizer
 # (about 15 minutes more); in CI the capi fuzz target runs the C ABI under
 # AddressSanitizer instead.

@@ -134,7 +134,11 @@ impl Parallel for Scoped {
 
 #[test]
 fn lent_threads_give_the_same_bits() {
-    let rn = RandomNet::new(Spec::paper(1), 3);
+    // The paper's block geometry with 32 CNN features: enough output channels
+    // for f32 rows to be split at two levels (7 threads: 13 + 19, then 9 + 10).
+    let mut spec = Spec::paper(1);
+    spec.features = 32;
+    let rn = RandomNet::new(spec, 3);
     let (h, w) = (70, 93);
     let input = image(1, h, w, 4);
     let rows = to_rows(&input, 1, h, w);
