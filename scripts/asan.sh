@@ -5,13 +5,11 @@
 # on. Any report fails the run.
 #
 #   scripts/asan.sh [-p PACKAGE ...] [extra cargo test arguments]
+#   scripts/asan.sh --ci
 #
-# Without -p: both crates. CI runs the core's tests only, without its four
-# largest-image tests (the same code at smaller sizes runs):
-#   scripts/asan.sh -p n3net-core -- --skip paper_model_matches \
-#       --skip large_image_matches --skip paper_geometry_stripes \
-#       --skip noise_conditioned_model
-# The C ABI's tests also build the runtime and tract under the sanitizer
+# Without -p: both crates. --ci (what CI runs): the core's tests only,
+# without its four largest-image tests (the same code at smaller sizes
+# runs). The C ABI's tests also build the runtime and tract under the sanitizer
 # (about 15 minutes more); in CI the capi fuzz target runs the C ABI under
 # AddressSanitizer instead.
 #
@@ -30,7 +28,11 @@ export RUSTFLAGS=" -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=
 -Cllvm-args=-sanitizer-coverage-stack-depth -Cdebug-assertions -Ccodegen-units=1"
 export RUSTDOCFLAGS="-Zsanitizer=address"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=1:detect_odr_violation=0"
-if [ "${1:-}" != -p ]; then
+if [ "${1:-}" = --ci ]; then
+    shift
+    set -- -p n3net-core "$@" -- --skip paper_model_matches --skip large_image_matches \
+        --skip paper_geometry_stripes --skip noise_conditioned_model
+elif [ "${1:-}" != -p ]; then
     set -- -p n3net-core -p n3net-ffi "$@"
 fi
 # --target keeps build scripts and proc macros uninstrumented.
