@@ -640,8 +640,9 @@ impl Act for f16 {
     }
 }
 
-/// Fractional bits of the q16 aggregation weights.
-const WEIGHT_BITS: u32 = 24;
+/// Fractional bits of the q16 aggregation weights: a weight in `[0, 1]`
+/// is at most `2¹⁴`, one `i16`.
+const WEIGHT_BITS: u32 = 14;
 
 impl Act for i16 {
     const PREDIVIDE: bool = true;
@@ -959,36 +960,31 @@ mod q16_avx2 {
         }
     }
 
-    /// Bits of the low piece of a weight `w ≤ 2²⁴`: `w = h·2⁹ + l` with
-    /// `h` the nearest integer to `w / 2⁹` (at most `2¹⁵ − 1`) and so
-    /// `|l| ≤ 2⁸` (`2⁹` for `w = 2²⁴`), both `i16`s.
-    const PIECE_BITS: u32 = 9;
-    /// Most the magnitudes of the pieces of one neighbour may add up to
-    /// within a chunk of candidates: `|Σ piece·x| ≤ 65535 · 2¹⁵ < 2³¹`, so
-    /// the `i32` sums of the chunk are exact. Softmax weights (sum 1, so
-    /// `Σ h ≈ 2¹⁵`) of up to 255 candidates fit one chunk.
-    const PIECE_SUM_MAX: u32 = 65_535;
+    /// Most the weights of one neighbour may add up to within a chunk of
+    /// candidates: `|Σ w·x| ≤ 65535 · 2¹⁵ < 2³¹`, so the `i32` sums of the
+    /// chunk are exact. Softmax weights (sum 1, so `Σ w ≈ 2¹⁴`) of up to
+    /// 256 candidates fit one chunk.
+    const WEIGHT_SUM_MAX: u32 = 65_535;
     /// Most candidate pairs of one chunk.
-    const PAIRS: usize = 112;
-    /// Most neighbours accumulated at once (2 `i32` vectors each).
+    const PAIRS: usize = 128;
+    /// Most neighbours accumulated at once (one `i32` vector each).
     const KB: usize = 7;
 
-    /// The weight pieces of a chunk of candidate pairs, packed for
-    /// `vpmaddwd`: the `i16` piece of the pair's first candidate in the low
-    /// half of an `i32`, the second's in the high half.
+    /// The weights of a chunk of candidate pairs, packed for `vpmaddwd`:
+    /// the weight of the pair's first candidate in the low half of an
+    /// `i32`, the second's in the high half.
     struct Chunk {
         pairs: usize,
         /// Where the rows of the pair's candidates start in the data.
         first: [usize; PAIRS],
         second: [usize; PAIRS],
-        high: [[i32; PAIRS]; KB],
-        low: [[i32; PAIRS]; KB],
+        weights: [[i32; PAIRS]; KB],
     }
 
     impl Chunk {
         /// Packs candidates from `c` on (weights of neighbours `j0 .. j0 +
-        /// kb`) until the chunk is full or a piece sum would pass
-        /// [`PIECE_SUM_MAX`]; returns the first candidate not packed.
+        /// kb`) until the chunk is full or a weight sum would pass
+        /// [`WEIGHT_SUM_MAX`]; returns the first candidate not packed.
         #[allow(clippy::too_many_arguments)]
         fn pack(
             &mut self,
@@ -1009,42 +1005,33 @@ mod q16_avx2 {
                 }
                 c
             };
-            let mut sums = [[0u32; 2]; KB];
+            let mut sums = [0u32; KB];
             let mut c = skip(c);
             self.pairs = 0;
             while self.pairs < PAIRS && c < n {
                 let c2 = skip(c + 1);
                 let pair = c2 < n;
-                let mut pieces = [[0i32; 4]; KB];
+                let mut ab = [(0u32, 0u32); KB];
                 let mut fits = true;
-                for (jj, (pc, sum)) in pieces.iter_mut().zip(&mut sums).enumerate().take(kb) {
+                for (jj, (w, sum)) in ab.iter_mut().zip(&sums).enumerate().take(kb) {
                     let row = &weights[(j0 + jj) * n..][..n];
-                    let a = super::q16_weight(row[c]) as i32;
+                    // Weights are at most 2¹⁴.
+                    let a = super::q16_weight(row[c]) as u32;
                     let b = if pair {
-                        super::q16_weight(row[c2]) as i32
+                        super::q16_weight(row[c2]) as u32
                     } else {
                         0
                     };
-                    let half = 1 << (PIECE_BITS - 1);
-                    let (ha, hb) = (
-                        ((a + half) >> PIECE_BITS).min(i16::MAX.into()),
-                        ((b + half) >> PIECE_BITS).min(i16::MAX.into()),
-                    );
-                    *pc = [ha, hb, a - (ha << PIECE_BITS), b - (hb << PIECE_BITS)];
-                    let h = sum[0] + pc[0].unsigned_abs() + pc[1].unsigned_abs();
-                    let l = sum[1] + pc[2].unsigned_abs() + pc[3].unsigned_abs();
-                    fits &= h <= PIECE_SUM_MAX && l <= PIECE_SUM_MAX;
+                    *w = (a, b);
+                    fits &= sum + a + b <= WEIGHT_SUM_MAX;
                 }
                 if !fits {
                     break;
                 }
                 let p = self.pairs;
-                for (jj, pc) in pieces.iter().enumerate().take(kb) {
-                    sums[jj][0] += pc[0].unsigned_abs() + pc[1].unsigned_abs();
-                    sums[jj][1] += pc[2].unsigned_abs() + pc[3].unsigned_abs();
-                    let pack = |x: i32, y: i32| (x as u16 as u32 | (y as u16 as u32) << 16) as i32;
-                    self.high[jj][p] = pack(pc[0], pc[1]);
-                    self.low[jj][p] = pack(pc[2], pc[3]);
+                for (jj, &(a, b)) in ab.iter().enumerate().take(kb) {
+                    sums[jj] += a + b;
+                    self.weights[jj][p] = (a | b << 16) as i32;
                 }
                 self.first[p] = indices[c] as usize * dim;
                 self.second[p] = indices[if pair { c2 } else { c }] as usize * dim;
@@ -1073,8 +1060,7 @@ mod q16_avx2 {
             pairs: 0,
             first: [0; PAIRS],
             second: [0; PAIRS],
-            high: [[0; PAIRS]; KB],
-            low: [[0; PAIRS]; KB],
+            weights: [[0; PAIRS]; KB],
         };
         let mut j0 = 0;
         while j0 < k {
@@ -1105,9 +1091,8 @@ mod q16_avx2 {
                     for jj in 0..kb {
                         let mut z = 0i64;
                         for p in 0..chunk.pairs {
-                            let (h, l) = (chunk.high[jj][p], chunk.low[jj][p]);
-                            let wa = (i64::from(h as i16) << PIECE_BITS) + i64::from(l as i16);
-                            let wb = (i64::from(h >> 16) << PIECE_BITS) + i64::from(l >> 16);
+                            let w = chunk.weights[jj][p];
+                            let (wa, wb) = (i64::from(w & 0xffff), i64::from(w >> 16));
                             let xa = data[chunk.first[p] + mm];
                             let xb = data[chunk.second[p] + mm];
                             z += wa * i64::from(xa) + wb * i64::from(xb);
@@ -1129,7 +1114,7 @@ mod q16_avx2 {
     /// # Safety
     /// AVX2 must be available; the chunk's rows exist in `data` (`dim`
     /// values each), `m + 8 <= dim`, `out` holds `(j0 + B)·dim` values and
-    /// the chunk's piece sums are at most [`PIECE_SUM_MAX`].
+    /// the chunk's weight sums are at most [`WEIGHT_SUM_MAX`].
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn columns<const B: usize>(
@@ -1140,8 +1125,7 @@ mod q16_avx2 {
         j0: usize,
         m: usize,
     ) {
-        let mut high = [_mm256_setzero_si256(); B];
-        let mut low = [_mm256_setzero_si256(); B];
+        let mut acc = [_mm256_setzero_si256(); B];
         let d = data.as_ptr();
         for p in 0..chunk.pairs {
             // SAFETY: both rows exist and m + 8 <= dim.
@@ -1153,27 +1137,15 @@ mod q16_avx2 {
             };
             // Columns 0–7, the two candidates' values interleaved.
             let x = _mm256_set_m128i(_mm_unpackhi_epi16(xa, xb), _mm_unpacklo_epi16(xa, xb));
-            for jj in 0..B {
-                let h = _mm256_set1_epi32(chunk.high[jj][p]);
-                let l = _mm256_set1_epi32(chunk.low[jj][p]);
-                high[jj] = _mm256_add_epi32(high[jj], _mm256_madd_epi16(x, h));
-                low[jj] = _mm256_add_epi32(low[jj], _mm256_madd_epi16(x, l));
+            for (a, w) in acc.iter_mut().zip(&chunk.weights) {
+                let w = _mm256_set1_epi32(w[p]);
+                *a = _mm256_add_epi32(*a, _mm256_madd_epi16(x, w));
             }
         }
-        for jj in 0..B {
-            let (h, l) = (high[jj], low[jj]);
-            let lanes = [
-                (_mm256_castsi256_si128(h), _mm256_castsi256_si128(l)),
-                (
-                    _mm256_extracti128_si256::<1>(h),
-                    _mm256_extracti128_si256::<1>(l),
-                ),
-            ];
-            for (lane, (h, l)) in lanes.into_iter().enumerate() {
-                let z = _mm256_add_epi64(
-                    _mm256_slli_epi64::<{ PIECE_BITS as i32 }>(_mm256_cvtepi32_epi64(h)),
-                    _mm256_cvtepi32_epi64(l),
-                );
+        for (jj, a) in acc.into_iter().enumerate() {
+            let lanes = [_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a)];
+            for (lane, h) in lanes.into_iter().enumerate() {
+                let z = _mm256_cvtepi32_epi64(h);
                 let at = (j0 + jj) * dim + m + 4 * lane;
                 // SAFETY: at + 4 <= (j0 + B)·dim <= out.len().
                 unsafe {
