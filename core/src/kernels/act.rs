@@ -708,6 +708,8 @@ impl Act for i16 {
         };
         let bias = |co: usize| fixed::bias_acc(l.bias[co], sx * f64::from(scales[co]));
         let dims = (l.cin, l.cout, k);
+        // The input rows are copied once, before the channels are split.
+        let (rows, i32s) = qconv::gather_rows(c.isa, (l.cin, k), input, at, w, s.i32s)?;
         let part = |cos: Range<usize>, s: &mut Scratch<'_>, out: &mut [i16]| {
             let first = cos.start;
             qconv::conv_acc_rows(
@@ -715,6 +717,7 @@ impl Act for i16 {
                 values,
                 dims,
                 cos,
+                &rows,
                 input,
                 at,
                 w,
@@ -736,8 +739,13 @@ impl Act for i16 {
                 },
             )
         };
+        let mut first = Scratch {
+            f: &mut *s.f,
+            i32s,
+            i64s: &mut *s.i64s,
+        };
         let second = c.par.zip(lane);
-        halves(second, s, (l.cout, db.plane), out, &part)
+        halves(second, &mut first, (l.cout, db.plane), out, &part)
     }
 
     fn distances(
