@@ -1,6 +1,7 @@
 //! Threads lent by the host: the core has none of its own.
 //!
-//! A host with threads implements [`Parallel`] (the runtime does with rayon)
+//! A host with threads implements [`Parallel`] (the runtime does with
+//! spinning helper threads, `n3net_runtime::spin::SpinJoin`)
 //! and hands it to a [`crate::exec::stream::Stream`]; the stream then splits
 //! the output channels of each convolution row between `join`ed halves, and
 //! computes two N³ query patches at a time.

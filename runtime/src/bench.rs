@@ -11,7 +11,7 @@ use n3net_core::{Isa, Network};
 use serde::Serialize;
 use tract_onnx::prelude::*;
 
-use crate::denoise::RayonJoin;
+use crate::spin::SpinJoin;
 
 /// Times of the runs of one configuration.
 #[derive(Debug, Clone, Serialize)]
@@ -92,14 +92,11 @@ pub fn time_stream(
     let mut ws = vec![0u8; bytes - lane_bytes];
     let mut lane = vec![0u8; lane_bytes];
     let mut out = vec![0.0f32; net.cout() * width * height];
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()?;
-    let par = RayonJoin { threads };
+    let par = SpinJoin::new(threads)?;
     let mut secs = Vec::with_capacity(repeats);
     for _ in 0..repeats {
         let t = Instant::now();
-        pool.install(|| -> anyhow::Result<()> {
+        (|| -> anyhow::Result<()> {
             let mut s = Stream::new(net, height, width, Isa::detect(), &mut ws)?;
             if threads > 1 {
                 s.set_parallel(&par, &mut lane)?;
@@ -113,7 +110,7 @@ pub fn time_stream(
                 bail!("bench: the stream finished {done} of {height} rows");
             }
             Ok(())
-        })?;
+        })()?;
         secs.push(t.elapsed().as_secs_f64());
     }
     if !out.iter().all(|v| v.is_finite()) {

@@ -12,6 +12,7 @@ use crate::image_io::{BitDepth, RowOrder, RowReader, RowWriter};
 
 use crate::model::Model;
 use crate::noise::sigma_map_from_profile;
+use crate::spin::SpinJoin;
 
 /// The noise level given to a model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -194,23 +195,6 @@ pub fn stream_planes_with(
     Ok((out, s.activation_peaks().to_vec()))
 }
 
-/// The core's [`Parallel`] on the current rayon pool: `join` is
-/// [`rayon::join`], so it uses the pool the call runs in.
-#[derive(Debug, Clone, Copy)]
-pub struct RayonJoin {
-    /// Threads of that pool.
-    pub threads: usize,
-}
-
-impl Parallel for RayonJoin {
-    fn threads(&self) -> usize {
-        self.threads
-    }
-    fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
-        rayon::join(a, b);
-    }
-}
-
 /// How [`denoise_file`] cuts an image into column stripes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StripeOptions {
@@ -351,28 +335,24 @@ pub fn denoise_file(
         workspace_bytes: st.workspace_bytes,
     };
     let size = || format!("cannot run a {width}×{height} image");
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(st.threads)
-        .build()?;
     if st.stripes == 1 {
         let mut writer = RowWriter::create(output, width, height, depth, RowOrder::Sequential)?;
-        let par = RayonJoin {
-            threads: st.threads,
-        };
-        pool.install(|| {
-            job.run(
-                reader,
-                0..width,
-                &mut |_, row| Ok(writer.write_row(row)?),
-                progress,
-                (st.threads > 1).then_some(&par),
-            )
-        })
+        let par = SpinJoin::new(st.threads)?;
+        job.run(
+            reader,
+            0..width,
+            &mut |_, row| Ok(writer.write_row(row)?),
+            progress,
+            (st.threads > 1).then_some(&par),
+        )
         .with_context(size)?;
         writer.finish()?;
         return Ok(st);
     }
     drop(reader);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(st.threads)
+        .build()?;
     let writer = RowWriter::create(output, width, height, depth, RowOrder::Any)?;
     pool.install(|| {
         (0..st.stripes).into_par_iter().try_for_each(|i| {

@@ -6,7 +6,7 @@
 //! graph with tract as a float reference. The `n3net` command-line tool is
 //! built on it.
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod bench;
 pub mod blob;
@@ -19,6 +19,9 @@ pub mod model;
 pub mod noise;
 pub mod onnx;
 pub mod reference;
+#[allow(unsafe_code)]
+#[deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+pub mod spin;
 
 pub use model::Model;
 
