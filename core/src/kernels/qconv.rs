@@ -3,11 +3,13 @@
 //! `vpmaddwd` and `vpaddd`, AVX512-VNNI `vpdpwssd` where the CPU has it,
 //! NEON `smlal`).
 //!
-//! The input rows an output row reads are copied once per row by
-//! [`gather_rows`] (on x86-64 two channels interleaved, the operand layout of
-//! `vpmaddwd`), and shared by every range of output channels the row is
-//! split into; then each block of output channels runs over tiles of
-//! [`TILE`] columns, its `i32` sums held in registers.
+//! The input rows an output row reads are copied by [`gather_rows`] (on
+//! x86-64 two channels interleaved, the operand layout of `vpmaddwd`); then
+//! [`conv_acc_rows`] runs a range of output channels over them, each block
+//! of output channels over tiles of [`TILE`] columns, its `i32` sums held in
+//! registers. A row split between two threads copies its rows once per
+//! thread, into that thread's scratch: one copy read by both cores would be
+//! rewritten every row while the other core holds it in its cache.
 //!
 //! The result is the exact integer `bias + Σ_ci Σ_taps x · w` of
 //! [`super::fixed::conv_acc_row`]; integer sums do not depend on their
@@ -86,9 +88,8 @@ fn plan_len(cin: usize, k: usize) -> usize {
 
 /// The `(i32, i64)` scratch values [`gather_rows`] and [`conv_acc_rows`]
 /// need together for a layer of `cin` input channels and side `k` over rows
-/// at most `rs` values wide; a second [`conv_acc_rows`] on the same copied
-/// rows needs no more. On targets without the fast kernels (Cortex-M), one
-/// row of each for the reference kernel.
+/// at most `rs` values wide. On targets without the fast kernels
+/// (Cortex-M), one row of each for the reference kernel.
 pub(crate) fn scratch(cin: usize, k: usize, rs: usize) -> (usize, usize) {
     if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
         return (rs, rs);
@@ -98,8 +99,7 @@ pub(crate) fn scratch(cin: usize, k: usize, rs: usize) -> (usize, usize) {
 }
 
 /// The input rows of one output row, checked and (for the fast kernels)
-/// copied by [`gather_rows`]; every range of output channels of the row
-/// reads them.
+/// copied by [`gather_rows`]; [`conv_acc_rows`] reads them.
 pub(crate) struct Rows<'a> {
     /// `(cin, k, w)` of the row.
     dims: (usize, usize, usize),
