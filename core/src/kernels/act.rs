@@ -493,8 +493,9 @@ impl Act for f16 {
         let part = |cos: Range<usize>, s: &mut Scratch<'_>, out: &mut [f16]| -> Result<()> {
             // The input rows, widened by each half of a split row into its
             // own scratch: one copy shared by two cores would be rewritten
-            // every row while the other core holds it in its cache (that
-            // widening took 13 % of the time at 2 threads, 1 % per copy).
+            // every row while the other core holds it in its cache (`to_f32`
+            // on the first thread: 13 % of the samples at 2 threads with one
+            // shared copy, 2 % with one copy per thread).
             let (rows, rest_f) = s.f.split_at_mut(l.cin * band.plane);
             for (ci, d) in rows.chunks_exact_mut(band.plane).enumerate() {
                 let from = ci * sb.plane + (band.first - sb.first) * rs;
@@ -702,22 +703,20 @@ impl Act for i16 {
         };
         let bias = |co: usize| fixed::bias_acc(l.bias[co], sx * f64::from(scales[co]));
         let dims = (l.cin, l.cout, k);
+        // Each half of a split row copies the input rows into its own scratch
+        // (in `conv_acc_rows`), as the f16 row widens them.
         let part = |cos: Range<usize>, s: &mut Scratch<'_>, out: &mut [i16]| {
-            // Each half of a split row copies the input rows into its own
-            // scratch, as the f16 row widens them.
-            let (rows, i32s) = qconv::gather_rows(c.isa, (l.cin, k), input, at, w, s.i32s)?;
             let first = cos.start;
             qconv::conv_acc_rows(
                 c.isa,
                 values,
                 dims,
                 cos,
-                &rows,
                 input,
                 at,
                 w,
                 bias,
-                i32s,
+                s.i32s,
                 s.i64s,
                 |co, acc| {
                     let m = Mult::new(sx * f64::from(scales[co]) / sy)?;

@@ -276,18 +276,16 @@ pub fn conv2d(
         let at = |ci: usize, ky: usize| ci * g.plane() + (y + g.pad - kp + ky) * rs + g.pad - kp;
         let bias = |co: usize| bias_acc(layer.bias[co], sx * f64::from(ws[co]));
         let dims = (layer.cin, layer.cout, k);
-        let (copied, rest) = super::qconv::gather_rows(isa, (layer.cin, k), input, at, w, s32)?;
         super::qconv::conv_acc_rows(
             isa,
             values,
             dims,
             0..layer.cout,
-            &copied,
             input,
             at,
             w,
             bias,
-            rest,
+            s32,
             s64,
             |co, acc| {
                 let m = Mult::new(sx * f64::from(ws[co]) / sy)?;

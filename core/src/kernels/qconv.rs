@@ -3,13 +3,10 @@
 //! `vpmaddwd` and `vpaddd`, AVX512-VNNI `vpdpwssd` where the CPU has it,
 //! NEON `smlal`).
 //!
-//! The input rows an output row reads are copied by [`gather_rows`] (on
-//! x86-64 two channels interleaved, the operand layout of `vpmaddwd`); then
-//! [`conv_acc_rows`] runs a range of output channels over them, each block
-//! of output channels over tiles of [`TILE`] columns, its `i32` sums held in
-//! registers. A row split between two threads copies its rows once per
-//! thread, into that thread's scratch: one copy read by both cores would be
-//! rewritten every row while the other core holds it in its cache.
+//! The input rows an output row reads are copied once per row (on x86-64
+//! two channels interleaved, the operand layout of `vpmaddwd`), then each
+//! block of output channels runs over tiles of [`TILE`] columns, its `i32`
+//! sums held in registers.
 //!
 //! The result is the exact integer `bias + Σ_ci Σ_taps x · w` of
 //! [`super::fixed::conv_acc_row`]; integer sums do not depend on their
@@ -60,66 +57,50 @@ fn row_len(w: usize, k: usize) -> usize {
     padded(w) + k - 1
 }
 
-/// Whether `isa` has a fast kernel for side `k` (else the reference runs).
-fn fast(isa: Isa, k: usize) -> bool {
-    let simd = match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2Fma(_) => true,
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => true,
-        _ => false,
-    };
-    simd && matches!(k, 1 | 3 | 5 | 7)
-}
-
-/// The `i32` values the copied rows of [`gather_rows`] take for rows `w`
-/// values wide: `⌈cin/2⌉·k` rows (on x86-64 of channel pairs, on aarch64
-/// `cin·k` rows of `i16` in the same memory) and one peak per channel.
-fn rows_len(cin: usize, k: usize, w: usize) -> usize {
-    cin.div_ceil(2) * k * row_len(w, k) + cin
-}
-
-/// The `i32` values one call of [`conv_acc_rows`] needs besides the copied
-/// rows: the packed weights and the units of the largest block.
-fn plan_len(cin: usize, k: usize) -> usize {
-    let units = 2 * cin.div_ceil(2);
-    units * k * k * CB + units
-}
-
-/// The `(i32, i64)` scratch values [`gather_rows`] and [`conv_acc_rows`]
-/// need together for a layer of `cin` input channels and side `k` over rows
-/// at most `rs` values wide. On targets without the fast kernels
-/// (Cortex-M), one row of each for the reference kernel.
+/// The `(i32, i64)` scratch values [`conv_acc_rows`] needs for a layer of
+/// `cin` input channels and side `k` over rows at most `rs` values wide: on
+/// targets without the fast kernels (Cortex-M), one row of each for the
+/// reference kernel.
 pub(crate) fn scratch(cin: usize, k: usize, rs: usize) -> (usize, usize) {
     if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
         return (rs, rs);
     }
-    let i32s = rows_len(cin, k, rs) + plan_len(cin, k);
+    let units = 2 * cin.div_ceil(2);
+    let i32s = cin.div_ceil(2) * k * row_len(rs, k) + units * k * k * CB + units + cin;
     (i32s.max(rs), (CB * padded(rs)).max(rs))
 }
 
-/// The input rows of one output row, checked and (for the fast kernels)
-/// copied by [`gather_rows`]; [`conv_acc_rows`] reads them.
-pub(crate) struct Rows<'a> {
-    /// `(cin, k, w)` of the row.
-    dims: (usize, usize, usize),
-    /// For the fast kernels, the copied rows and each channel's largest
-    /// `|x|`; `None` for the reference kernel (nothing copied).
-    copied: Option<(&'a [i32], &'a [i32])>,
-}
-
-/// Checks that every input row of an output row (`cin` channels, side `k`,
-/// `w` columns, row `(ci, ky)` read at `at(ci, ky) + kx + x`) lies inside
-/// `input`, and for the fast kernels copies them into the front of `s32`.
-/// Returns the rows and the rest of `s32`.
-pub(crate) fn gather_rows<'a>(
+/// The accumulators of one output row of a q16 convolution (weights
+/// `values` in `[cout][cin][k][k]` order, input rows read at
+/// `at(ci, ky) + kx + x`): calls `each(co, acc)`, for every output channel
+/// of `cos` in order, with the row's `w` values `bias(co) + Σ_ci Σ_taps x · w`
+/// of [`fixed::conv_acc_row`]. Each channel's values do not depend on `cos`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn conv_acc_rows(
     isa: Isa,
-    (cin, k): (usize, usize),
+    values: &[i16],
+    (cin, cout, k): (usize, usize, usize),
+    cos: Range<usize>,
     input: &[i16],
     at: impl Fn(usize, usize) -> usize,
     w: usize,
-    s32: &'a mut [i32],
-) -> Result<(Rows<'a>, &'a mut [i32])> {
+    bias: impl Fn(usize) -> i64,
+    s32: &mut [i32],
+    s64: &mut [i64],
+    mut each: impl FnMut(usize, &[i64]) -> Result<()>,
+) -> Result<()> {
+    let (n32, n64) = scratch(cin, k, w);
+    if values.len() != cout * cin * k * k
+        || s32.len() < n32
+        || s64.len() < n64
+        || cos.start > cos.end
+        || cos.end > cout
+    {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "q16 conv: weights, channels or scratch out of range",
+        ));
+    }
     // Every input row must hold the `w + k − 1` values the taps read.
     for ci in 0..cin {
         for ky in 0..k {
@@ -131,93 +112,8 @@ pub(crate) fn gather_rows<'a>(
             }
         }
     }
-    let dims = (cin, k, w);
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    if fast(isa, k) {
-        return copy_rows(dims, input, &at, s32);
-    }
-    let _ = isa;
-    Ok((Rows { dims, copied: None }, s32))
-}
-
-/// [`gather_rows`] for the fast kernels.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn copy_rows<'a>(
-    dims @ (cin, k, w): (usize, usize, usize),
-    input: &[i16],
-    at: &impl Fn(usize, usize) -> usize,
-    s32: &'a mut [i32],
-) -> Result<(Rows<'a>, &'a mut [i32])> {
-    let n = rows_len(cin, k, w);
-    if s32.len() < n {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "q16 conv: scratch too short",
-        ));
-    }
-    let (copy, rest) = s32.split_at_mut(n);
-    let (xb, amax) = copy.split_at_mut(n - cin);
-    let l = row_len(w, k);
-    #[cfg(target_arch = "x86_64")]
-    gather_pairs(cin, k, input, at, w, l, xb, amax);
-    #[cfg(target_arch = "aarch64")]
-    {
-        // SAFETY: the same memory as `i16` values, twice as many (`i16`
-        // alignment divides `i32`'s, every bit pattern is a valid `i16`):
-        // `cin·k·l ≤ 2·⌈cin/2⌉·k·l` fit.
-        let xb =
-            unsafe { core::slice::from_raw_parts_mut(xb.as_mut_ptr().cast::<i16>(), 2 * xb.len()) };
-        gather(cin, k, input, at, w, l, xb, amax);
-    }
-    let rows = Rows {
-        dims,
-        copied: Some((xb, amax)),
-    };
-    Ok((rows, rest))
-}
-
-/// The accumulators of one output row of a q16 convolution (weights
-/// `values` in `[cout][cin][k][k]` order, input rows read at
-/// `at(ci, ky) + kx + x`, checked and copied by [`gather_rows`] for the same
-/// `isa` into `rows`): calls `each(co, acc)`, for every output channel of
-/// `cos` in order, with the row's `w` values `bias(co) + Σ_ci Σ_taps x · w`
-/// of [`fixed::conv_acc_row`]. Each channel's values do not depend on `cos`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn conv_acc_rows(
-    isa: Isa,
-    values: &[i16],
-    (cin, cout, k): (usize, usize, usize),
-    cos: Range<usize>,
-    rows: &Rows<'_>,
-    input: &[i16],
-    at: impl Fn(usize, usize) -> usize,
-    w: usize,
-    bias: impl Fn(usize) -> i64,
-    s32: &mut [i32],
-    s64: &mut [i64],
-    mut each: impl FnMut(usize, &[i64]) -> Result<()>,
-) -> Result<()> {
-    let fast = fast(isa, k);
-    let (n32, n64) = if fast {
-        (plan_len(cin, k), CB * padded(w))
-    } else {
-        (w, w)
-    };
-    if values.len() != cout * cin * k * k
-        || rows.dims != (cin, k, w)
-        || rows.copied.is_some() != fast
-        || s32.len() < n32
-        || s64.len() < n64
-        || cos.start > cos.end
-        || cos.end > cout
-    {
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            "q16 conv: weights, channels, rows or scratch out of range",
-        ));
-    }
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    let (xb, amax) = rows.copied.unwrap_or_default();
+    let fast = matches!(k, 1 | 3 | 5 | 7);
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `has_vnni` checked the CPU; lengths were checked above.
@@ -226,8 +122,8 @@ pub(crate) fn conv_acc_rows(
                 values,
                 (cin, cout, k),
                 cos,
-                xb,
-                amax,
+                input,
+                &at,
                 w,
                 &bias,
                 s32,
@@ -242,8 +138,8 @@ pub(crate) fn conv_acc_rows(
                 values,
                 (cin, cout, k),
                 cos,
-                xb,
-                amax,
+                input,
+                &at,
                 w,
                 &bias,
                 s32,
@@ -258,8 +154,8 @@ pub(crate) fn conv_acc_rows(
                 values,
                 (cin, cout, k),
                 cos,
-                xb,
-                amax,
+                input,
+                &at,
                 w,
                 &bias,
                 s32,
@@ -520,14 +416,13 @@ macro_rules! x86_pairs {
         mod $name {
             use core::arch::x86_64::*;
 
-            use super::{blocks, padded, plan_pairs, row_len, TILE};
+            use super::{blocks, gather_pairs, padded, plan_pairs, row_len, TILE};
             use crate::error::Result;
 
             /// [`super::conv_acc_rows`] with these target features.
             ///
             /// # Safety
-            /// The CPU must support the target features; `xb` and `amax` are
-            /// [`super::Rows`] copied for `(cin, k, w)`, the other lengths
+            /// The CPU must support the target features; the lengths must be
             /// those [`super::conv_acc_rows`] checks.
             #[allow(clippy::too_many_arguments)]
             #[target_feature(enable = $feat)]
@@ -535,8 +430,8 @@ macro_rules! x86_pairs {
                 values: &[i16],
                 (cin, _, k): (usize, usize, usize),
                 cos: core::ops::Range<usize>,
-                xb: &[i32],
-                amax: &[i32],
+                input: &[i16],
+                at: &impl Fn(usize, usize) -> usize,
                 w: usize,
                 bias: &impl Fn(usize) -> i64,
                 s32: &mut [i32],
@@ -544,11 +439,14 @@ macro_rules! x86_pairs {
                 each: &mut impl FnMut(usize, &[i64]) -> Result<()>,
             ) -> Result<()> {
                 let (l, np, kk) = (row_len(w, k), cin.div_ceil(2), k * k);
-                let (wb, rest) = s32.split_at_mut(2 * np * kk * $b);
-                let units = &mut rest[..2 * np];
+                let (xb, rest) = s32.split_at_mut(np * k * l);
+                let (wb, rest) = rest.split_at_mut(2 * np * kk * $b);
+                let (units, rest) = rest.split_at_mut(2 * np);
+                let amax = &mut rest[..cin];
+                gather_pairs(cin, k, input, at, w, l, xb, amax);
                 let wp = padded(w);
                 blocks::<$b>(cos, w, bias, s64, each, |co, cb, acc| {
-                    let a = (values, cin, k, co, amax, xb, l);
+                    let a = (values, cin, k, co, &*amax, &*xb, l);
                     // SAFETY: the features are enabled in this function; `xb`
                     // holds `np·k` rows of `l ≥ wp + k − 1` values, `wb` and
                     // `units` room for `2·np` units, `acc` `cb` rows of `wp`.
@@ -794,7 +692,7 @@ fn plan<const C: usize>(
 mod neon {
     use core::arch::aarch64::*;
 
-    use super::{blocks, padded, plan, row_len, TILE};
+    use super::{blocks, gather, padded, plan, row_len, TILE};
     use crate::error::Result;
 
     /// Output channels of a block.
@@ -803,16 +701,15 @@ mod neon {
     /// [`super::conv_acc_rows`] with NEON.
     ///
     /// # Safety
-    /// `xb` and `amax` are [`super::Rows`] copied for `(cin, k, w)`, the
-    /// other lengths those [`super::conv_acc_rows`] checks.
+    /// The lengths must be those [`super::conv_acc_rows`] checks.
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "neon")]
     pub unsafe fn run(
         values: &[i16],
         (cin, _, k): (usize, usize, usize),
         cos: core::ops::Range<usize>,
-        xb: &[i32],
-        amax: &[i32],
+        input: &[i16],
+        at: &impl Fn(usize, usize) -> usize,
         w: usize,
         bias: &impl Fn(usize) -> i64,
         s32: &mut [i32],
@@ -820,21 +717,23 @@ mod neon {
         each: &mut impl FnMut(usize, &[i64]) -> Result<()>,
     ) -> Result<()> {
         let (l, np, kk) = (row_len(w, k), cin.div_ceil(2), k * k);
-        let (wb, rest) = s32.split_at_mut(np * kk * B);
-        let units = &mut rest[..cin];
+        let (xb, rest) = s32.split_at_mut(np * k * l);
+        let (wb, rest) = rest.split_at_mut(np * kk * B);
+        let (units, rest) = rest.split_at_mut(cin);
+        let amax = &mut rest[..cin];
         // SAFETY: the same memory as `i16` values, twice as many (`i16`
         // alignment divides `i32`'s, every bit pattern is a valid `i16`):
-        // `gather_rows` wrote `cin·k·l ≤ 2·np·k·l` of them into `xb`, and
-        // `cin·k²·B ≤ 2·np·k²·B` fit `wb`.
+        // `cin·k·l ≤ 2·np·k·l` and `cin·k²·B ≤ 2·np·k²·B` fit.
         let (xb, wb) = unsafe {
             (
-                core::slice::from_raw_parts(xb.as_ptr().cast::<i16>(), 2 * xb.len()),
+                core::slice::from_raw_parts_mut(xb.as_mut_ptr().cast::<i16>(), 2 * xb.len()),
                 core::slice::from_raw_parts_mut(wb.as_mut_ptr().cast::<i16>(), 2 * wb.len()),
             )
         };
+        gather(cin, k, input, at, w, l, xb, amax);
         let wp = padded(w);
         blocks::<B>(cos, w, bias, s64, each, |co, cb, acc| {
-            let a = (values, cin, k, co, amax, xb, l);
+            let a = (values, cin, k, co, &*amax, &*xb, l);
             // SAFETY: `xb` holds `cin·k` rows of `l ≥ wp + k − 1` values,
             // `wb` and `units` room for `cin` units, `acc` `cb` rows of `wp`.
             unsafe {
@@ -1082,19 +981,17 @@ mod tests {
             } else {
                 [0..c.split, c.split..cout]
             };
-            let (rows, s32) = gather_rows(isa, (cin, k), input, at, w, &mut s32).unwrap();
             for cos in parts {
                 conv_acc_rows(
                     isa,
                     values,
                     (cin, cout, k),
                     cos,
-                    &rows,
                     input,
                     at,
                     w,
                     bias,
-                    s32,
+                    &mut s32,
                     &mut s64,
                     |co, acc| {
                         out[co * w..][..w].copy_from_slice(acc);
@@ -1165,18 +1062,15 @@ mod tests {
                 Ok(())
             };
             let dims = (cin, cout, k);
-            let (rows, s32) = gather_rows(Isa::detect(), (cin, k), input, at, w, &mut s32).unwrap();
-            let (xb, amax) = rows.copied.unwrap();
             for cos in [0..c.split, c.split..cout] {
                 let (a, b) = (&mut s32[..], &mut s64[..]);
-                // SAFETY: the callers checked the CPU; the rows were copied
-                // for x86-64 and the buffers are the lengths `conv_acc_rows`
-                // checks (the same test runs it).
+                // SAFETY: the callers checked the CPU; the buffers are the
+                // lengths `conv_acc_rows` checks (the same test runs it).
                 unsafe {
                     if vnni {
-                        vnni::run(values, dims, cos, xb, amax, w, &bias, a, b, &mut each)
+                        vnni::run(values, dims, cos, input, &at, w, &bias, a, b, &mut each)
                     } else {
-                        avx2::run(values, dims, cos, xb, amax, w, &bias, a, b, &mut each)
+                        avx2::run(values, dims, cos, input, &at, w, &bias, a, b, &mut each)
                     }
                 }
                 .unwrap();
@@ -1193,47 +1087,6 @@ mod tests {
                 agrees(&x86(true));
             }
         }
-    }
-
-    #[test]
-    fn rows_copied_for_other_dims_or_kernels_are_errors() {
-        let (cin, cout, k, w) = (3, 2, 3, 10);
-        let values = [1i16; 2 * 3 * 9];
-        let input = [7i16; 3 * 3 * 12];
-        let at = |ci: usize, ky: usize| (ci * k + ky) * 12;
-        let (mut s32, mut s64) = ([0i32; 4096], [0i64; 4096]);
-        let run = |isa: Isa, rows: &Rows<'_>, w: usize, s32: &mut [i32], s64: &mut [i64]| {
-            let ok = |_: usize, _: &[i64]| Ok(());
-            let dims = (cin, cout, k);
-            conv_acc_rows(
-                isa,
-                &values,
-                dims,
-                0..cout,
-                rows,
-                &input,
-                at,
-                w,
-                |_| 0,
-                s32,
-                s64,
-                ok,
-            )
-        };
-        let isa = Isa::detect();
-        let (rows, rest) = gather_rows(isa, (cin, k), &input, at, w, &mut s32).unwrap();
-        assert!(run(isa, &rows, w, rest, &mut s64).is_ok());
-        assert!(run(isa, &rows, w - 1, rest, &mut s64).is_err());
-        if isa != Isa::Generic {
-            assert!(run(Isa::Generic, &rows, w, rest, &mut s64).is_err());
-        }
-        let (rows, rest) = gather_rows(Isa::Generic, (cin, k), &input, at, w, &mut s32).unwrap();
-        assert!(run(Isa::Generic, &rows, w, rest, &mut s64).is_ok());
-        if isa != Isa::Generic {
-            assert!(run(isa, &rows, w, rest, &mut s64).is_err());
-        }
-        let short = gather_rows(isa, (cin, k), &input[..input.len() - 1], at, w, &mut s32);
-        assert!(short.is_err());
     }
 
     #[test]
