@@ -96,21 +96,18 @@ pub fn time_stream(
     let mut secs = Vec::with_capacity(repeats);
     for _ in 0..repeats {
         let t = Instant::now();
-        (|| -> anyhow::Result<()> {
-            let mut s = Stream::new(net, height, width, Isa::detect(), &mut ws)?;
-            if threads > 1 {
-                s.set_parallel(&par, &mut lane)?;
-            }
-            let mut done = 0;
-            for r in rows.chunks(net.cin() * width * 8) {
-                s.push_rows(r)?;
-                done += s.pull_rows(&mut out[done * net.cout() * width..])?;
-            }
-            if done != height {
-                bail!("bench: the stream finished {done} of {height} rows");
-            }
-            Ok(())
-        })()?;
+        let mut s = Stream::new(net, height, width, Isa::detect(), &mut ws)?;
+        if threads > 1 {
+            s.set_parallel(&par, &mut lane)?;
+        }
+        let mut done = 0;
+        for r in rows.chunks(net.cin() * width * 8) {
+            s.push_rows(r)?;
+            done += s.pull_rows(&mut out[done * net.cout() * width..])?;
+        }
+        if done != height {
+            bail!("bench: the stream finished {done} of {height} rows");
+        }
         secs.push(t.elapsed().as_secs_f64());
     }
     if !out.iter().all(|v| v.is_finite()) {

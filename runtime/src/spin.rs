@@ -14,8 +14,8 @@ use std::cell::UnsafeCell;
 use std::hint::spin_loop;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::{self, JoinHandle, Thread};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use n3net_core::parallel::Parallel;
@@ -44,8 +44,6 @@ struct Slot {
     task: UnsafeCell<Option<Task>>,
     /// The task's panic, if it panicked.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
-    /// The helper, to unpark it.
-    thread: OnceLock<Thread>,
 }
 
 // SAFETY: `task` is only accessed by the one `join` that claimed the slot
@@ -66,6 +64,7 @@ struct Shared {
 /// `threads − 1` helpers, which live as long as the value.
 pub struct SpinJoin {
     shared: Arc<Shared>,
+    /// Helper `i` serves `shared.slots[i]`.
     helpers: Vec<JoinHandle<()>>,
 }
 
@@ -87,7 +86,6 @@ impl SpinJoin {
                     state: AtomicU8::new(IDLE),
                     task: UnsafeCell::new(None),
                     panic: Mutex::new(None),
-                    thread: OnceLock::new(),
                 })
                 .collect(),
             stop: AtomicBool::new(false),
@@ -101,7 +99,6 @@ impl SpinJoin {
             let handle = thread::Builder::new()
                 .name(format!("n3net-helper-{i}"))
                 .spawn(move || helper(&shared, i))?;
-            let _ = pool.shared.slots[i].thread.set(handle.thread().clone());
             pool.helpers.push(handle);
         }
         Ok(pool)
@@ -111,12 +108,8 @@ impl SpinJoin {
 impl Drop for SpinJoin {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
-        for s in &self.shared.slots {
-            if let Some(t) = s.thread.get() {
-                t.unpark();
-            }
-        }
         for h in self.helpers.drain(..) {
+            h.thread().unpark();
             let _ = h.join();
         }
     }
@@ -166,12 +159,12 @@ impl Parallel for SpinJoin {
     }
 
     fn join(&self, a: &mut (dyn FnMut() + Send), b: &mut (dyn FnMut() + Send)) {
-        let claimed = self.shared.slots.iter().find(|s| {
+        let claimed = self.shared.slots.iter().zip(&self.helpers).find(|(s, _)| {
             s.state
                 .compare_exchange(IDLE, CLAIMED, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
         });
-        let Some(slot) = claimed else {
+        let Some((slot, helper)) = claimed else {
             // Every helper is busy (a nested split): both halves here.
             a();
             b();
@@ -185,9 +178,7 @@ impl Parallel for SpinJoin {
         // before READY.
         unsafe { *slot.task.get() = Some(task) };
         slot.state.store(READY, Ordering::Release);
-        if let Some(t) = slot.thread.get() {
-            t.unpark();
-        }
+        helper.thread().unpark();
         let ra = panic::catch_unwind(AssertUnwindSafe(a));
         let rb = if slot
             .state
