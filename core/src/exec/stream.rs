@@ -40,7 +40,7 @@ use half::f16;
 use heapless::Vec;
 
 use crate::error::{add, mul, Error, ErrorKind, Result};
-use crate::kernels::act::{split_out, Act, ConvRow, Region, Scratch, ScratchSize};
+use crate::kernels::act::{split_out, Act, ConvRow, Region, RowPrep, Scratch, ScratchSize};
 use crate::kernels::Isa;
 use crate::model::{Cnn, Network, Precision, MAX_LAYERS, MAX_N3_BLOCKS};
 use crate::n3::block::{
@@ -1070,39 +1070,40 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     /// Makes padded rows up to `hi` present (zeroed) in ring `id`, moving the
     /// rows still needed to the front of the buffer when it is full.
     fn reserve<A: Act>(&mut self, a: &mut Arena<'_, A>, id: usize, hi: usize) -> Result<()> {
+        let prep = self.plan_reserve(id, hi)?;
+        let range = self.range(id);
+        prep.apply(&mut a.rings[range], self.band(id).plane);
+        Ok(())
+    }
+
+    /// [`Stream::reserve`] of the ring's rows, leaving the moving and zeroing
+    /// of its planes to the returned plan.
+    fn plan_reserve(&mut self, id: usize, hi: usize) -> Result<RowPrep> {
         let r = self.shape.rings[id];
+        let rs = self.band(id).row_stride();
+        let mut prep = RowPrep {
+            keep: 0..0,
+            zero: 0..0,
+        };
         if hi <= r.hi {
-            return Ok(());
+            return Ok(prep);
         }
-        if hi - r.first > r.cap {
+        let mut first = r.first;
+        if hi - first > r.cap {
             let lo = self.low_water(id).clamp(r.first, r.hi);
-            let band = self.band(id);
-            let rs = band.row_stride();
-            let range = self.range(id);
-            let data = &mut a.rings[range];
-            for c in 0..r.ch {
-                let plane = &mut data[c * band.plane..][..band.plane];
-                plane.copy_within((lo - r.first) * rs..(r.hi - r.first) * rs, 0);
-            }
-            self.shape.rings[id].first = lo;
+            prep.keep = (lo - r.first) * rs..(r.hi - r.first) * rs;
+            first = lo;
         }
-        let r = self.shape.rings[id];
-        if hi - r.first > r.cap {
+        if hi - first > r.cap {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 "stream row buffer overflow (internal sizing error)",
             ));
         }
-        let band = self.band(id);
-        let rs = band.row_stride();
-        let range = self.range(id);
-        let data = &mut a.rings[range];
-        for c in 0..r.ch {
-            let plane = &mut data[c * band.plane..][..band.plane];
-            plane[(r.hi - r.first) * rs..(hi - r.first) * rs].fill(A::default());
-        }
+        prep.zero = (r.hi - first) * rs..(hi - first) * rs;
+        self.shape.rings[id].first = first;
         self.shape.rings[id].hi = hi;
-        Ok(())
+        Ok(prep)
     }
 
     /// Runs the deepest step that can make progress, until none can.
@@ -1196,7 +1197,13 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     ) -> Result<()> {
         let pg = self.shape.pad;
         let end = if y + 1 == self.height { 2 * pg } else { pg };
-        self.reserve(a, dst, y + 1 + end)?;
+        let mut prep = self.plan_reserve(dst, y + 1 + end)?;
+        // The convolution writes all of row `y` but its zero columns, which
+        // nothing writes (they stay as the zeroed workspace left them, also
+        // in the older rows whose places new rows take): only the zero rows
+        // below the image need zeroing.
+        let written = (y + pg + 1 - self.shape.rings[dst].first) * self.band(dst).row_stride();
+        prep.zero.start = written.clamp(prep.zero.start, prep.zero.end);
         let rings = &self.shape.rings;
         let c = ConvRow {
             isa: self.isa,
@@ -1205,6 +1212,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             dst: self.region(dst),
             res: res.map(|r| (self.region(r), rings[r].ch.min(rings[dst].ch))),
             y,
+            prep,
             scales: [
                 self.scale(src),
                 self.scale(dst),

@@ -58,10 +58,37 @@ pub(crate) struct ConvRow<'l, 'w> {
     /// The residual added after the ReLU (DnCNN stage input), and its channels.
     pub res: Option<(Region, usize)>,
     pub y: usize,
+    /// Moves and zeroing of the output rows, done on each output plane by
+    /// the thread that computes it before it does.
+    pub prep: RowPrep,
     /// q16: scales of the input, output and residual tensors.
     pub scales: [f32; 3],
     /// Threads to split the output channels between.
     pub par: Option<&'l dyn Parallel>,
+}
+
+/// The rows of a ring to move to its front and then to zero, in values of
+/// each plane, before new rows are written (the stream's compaction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowPrep {
+    /// Values moved to the front of each plane (none when empty).
+    pub keep: Range<usize>,
+    /// Values zeroed afterwards.
+    pub zero: Range<usize>,
+}
+
+impl RowPrep {
+    /// Applies the plan to every `plane`-long plane of `planes`. Each
+    /// thread applies it to the planes it writes, so that the moved rows
+    /// stay in its core's cache.
+    pub fn apply<A: Copy + Default>(&self, planes: &mut [A], plane: usize) {
+        for p in planes.chunks_exact_mut(plane) {
+            if !self.keep.is_empty() {
+                p.copy_within(self.keep.clone(), 0);
+            }
+            p[self.zero.clone()].fill(A::default());
+        }
+    }
 }
 
 /// Scratch of the 16-bit kernels, from the workspace.
@@ -119,13 +146,18 @@ type ChannelsFn<'f, A> = dyn Fn(Range<usize>, &mut Scratch<'_>, &mut [A]) -> Res
 /// `channels.start`: in one call, or in two halves joined on `par` when the
 /// row has at least `2 ·` [`SPLIT_MIN_CHANNELS`] channels and a second
 /// scratch `lane` is lent. Each channel is computed as without the split.
-fn halves<A: Send>(
+fn halves<A: Send + Copy + Default>(
     second: Option<(&dyn Parallel, &mut Scratch<'_>)>,
     s: &mut Scratch<'_>,
     (cout, plane): (usize, usize),
     out: &mut [A],
+    prep: &RowPrep,
     f: &ChannelsFn<'_, A>,
 ) -> Result<()> {
+    let part = |cos: Range<usize>, s: &mut Scratch<'_>, out: &mut [A]| {
+        prep.apply(out, plane);
+        f(cos, s, out)
+    };
     match second {
         Some((par, lane)) if par.threads() >= 2 && cout >= 2 * SPLIT_MIN_CHANNELS => {
             let half = cout / 2;
@@ -133,11 +165,11 @@ fn halves<A: Send>(
                 par,
                 out,
                 (cout, plane, half),
-                &mut |oa| f(0..half, s, oa),
-                &mut |ob| f(half..cout, lane, ob),
+                &mut |oa| part(0..half, s, oa),
+                &mut |ob| part(half..cout, lane, ob),
             )
         }
-        _ => f(0..cout, s, out),
+        _ => part(0..cout, s, out),
     }
 }
 
@@ -167,7 +199,8 @@ const SPLIT_MIN_CHANNELS: usize = 8;
 
 /// Output row `y` of `layer` (f32), its output channels split between `parts`
 /// threads of `par` by recursive halving; `out` holds the output band's
-/// channel planes. Each channel is computed as without the split.
+/// channel planes, which `prep` readies first. Each channel is computed as
+/// without the split.
 #[allow(clippy::too_many_arguments)]
 fn conv_split(
     isa: Isa,
@@ -175,14 +208,17 @@ fn conv_split(
     parts: usize,
     layer: &ConvLayer<'_>,
     (sb, input): (Band, &[f32]),
-    db: Band,
+    (db, prep): (Band, &RowPrep),
     out: &mut [f32],
     y: usize,
 ) -> Result<()> {
     let cout = layer.cout;
     let par = match par {
         Some(p) if parts >= 2 && cout >= 2 * SPLIT_MIN_CHANNELS => p,
-        _ => return conv2d_band(isa, layer, sb, input, db, out, y..y + 1),
+        _ => {
+            prep.apply(out, db.plane);
+            return conv2d_band(isa, layer, sb, input, db, out, y..y + 1);
+        }
     };
     let (pa, pb) = (parts / 2, parts - parts / 2);
     let half = cout * pa / parts;
@@ -194,8 +230,8 @@ fn conv_split(
         par,
         out,
         (cout, db.plane, half),
-        &mut |oa| conv_split(isa, Some(par), pa, &la, (sb, input), db, oa, y),
-        &mut |ob| conv_split(isa, Some(par), pb, &lb, (sb, input), db, ob, y),
+        &mut |oa| conv_split(isa, Some(par), pa, &la, (sb, input), (db, prep), oa, y),
+        &mut |ob| conv_split(isa, Some(par), pb, &lb, (sb, input), (db, prep), ob, y),
     )
 }
 
@@ -358,7 +394,7 @@ impl Act for f32 {
         let y = c.y;
         let src = (c.src.band, rest.get(c.src.range.clone()));
         let threads = c.par.map_or(1, |p| p.threads());
-        conv_split(c.isa, c.par, threads, c.layer, src, db, out, y)?;
+        conv_split(c.isa, c.par, threads, c.layer, src, (db, &c.prep), out, y)?;
         if let Some((res, ch)) = &c.res {
             let input = rest.get(res.range.clone());
             let (rb, w) = (res.band, db.width);
@@ -536,7 +572,7 @@ impl Act for f16 {
             Ok(())
         };
         let second = c.par.zip(lane);
-        halves(second, s, (l.cout, db.plane), out, &part)
+        halves(second, s, (l.cout, db.plane), out, &c.prep, &part)
     }
 
     fn distances(
@@ -734,7 +770,7 @@ impl Act for i16 {
             )
         };
         let second = c.par.zip(lane);
-        halves(second, s, (l.cout, db.plane), out, &part)
+        halves(second, s, (l.cout, db.plane), out, &c.prep, &part)
     }
 
     fn distances(

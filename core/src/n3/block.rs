@@ -13,6 +13,7 @@ use crate::math::{exp, ln};
 use crate::model::N3Params;
 use crate::parallel::Parallel;
 use crate::tensor::{Band, Geom};
+use core::ops::Range;
 
 /// Sizes an N³ block needs for one image geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,20 +246,22 @@ pub(crate) fn query_row<A: Act>(
     while j < end {
         let j2 = next(j + 1);
         match lane.as_mut() {
-            // Two queries at once, folded in order afterwards.
-            Some((par, s2)) if j2 < end => {
-                let (mut ra, mut rb) = (Ok(()), Ok(()));
-                par.join(&mut || ra = q.neighbours(j, s), &mut || {
-                    rb = q.neighbours(j2, s2)
-                });
-                ra.and(rb)?;
-                fold_add(isa, s.neighbours, out, d, cw, channels, i, j, out_data);
-                fold_add(isa, s2.neighbours, out, d, cw, channels, i, j2, out_data);
+            Some((par, s2)) if j2 < end && d.k > 1 => {
+                q.pair(*par, (j, s), (j2, s2), channels, out, out_data)?;
                 j = next(j2 + 1);
             }
             _ => {
-                q.neighbours(j, s)?;
-                fold_add(isa, s.neighbours, out, d, cw, channels, i, j, out_data);
+                let n = q.weights(j, s)?;
+                let z = &mut *s.neighbours;
+                q.gather(
+                    &s.indices[..n],
+                    &s.weights[..d.k * n],
+                    0..d.k,
+                    z,
+                    &mut s.kernel,
+                )?;
+                let planes = &mut out_data[channels * out.plane..];
+                fold_add(isa, z, out, d, cw, channels, i, j, planes);
                 j = j2;
             }
         }
@@ -278,9 +281,9 @@ struct Query<'q, 'r, A> {
 }
 
 impl<A: Act> Query<'_, '_, A> {
-    /// The `k` aggregated neighbour patches of query `(i, j)`, into
-    /// `s.neighbours`.
-    fn neighbours(&self, j: usize, s: &mut QueryScratch<'_, A>) -> Result<()> {
+    /// The candidates of query `(i, j)` (into `s.indices`) and their `k`
+    /// weight vectors (into `s.weights`); returns how many candidates.
+    fn weights(&self, j: usize, s: &mut QueryScratch<'_, A>) -> Result<usize> {
         let (d, ring, isa) = (self.d, self.ring, self.isa);
         let n = candidates(
             d,
@@ -309,18 +312,91 @@ impl<A: Act> Query<'_, '_, A> {
         for l in logits.iter_mut() {
             *l = (self.prm.logit_scale * -*l + self.prm.logit_shift) / t;
         }
-        let weights = &mut s.weights[..d.k * n];
-        relax_logits_with(isa, logits, d.k, weights)?;
+        relax_logits_with(isa, logits, d.k, &mut s.weights[..d.k * n])?;
+        Ok(n)
+    }
+
+    /// Aggregated patches of neighbours `ks` (of `k`) over candidates `idx`
+    /// with the `k` weight vectors `weights`, into the front of `z`.
+    fn gather(
+        &self,
+        idx: &[u32],
+        weights: &[f32],
+        ks: Range<usize>,
+        z: &mut [A::Wide],
+        kernel: &mut Scratch<'_>,
+    ) -> Result<()> {
+        let (d, n) = (self.d, idx.len());
+        let w = &weights[ks.start * n..ks.end * n];
+        let z = &mut z[..ks.len() * d.input_dim];
         A::aggregate(
-            isa,
-            ring.input,
+            self.isa,
+            self.ring.input,
             d.input_dim,
             idx,
-            weights,
-            d.k,
-            s.neighbours,
-            &mut s.kernel,
+            w,
+            ks.len(),
+            z,
+            kernel,
         )
+    }
+
+    /// Queries `j` and `j2` of the row on two threads, with the same output
+    /// as one after the other: each thread finds the weights of one query,
+    /// then each aggregates and folds a share of the neighbours of both, in
+    /// query order (the neighbours' output planes are apart).
+    #[inline(never)]
+    fn pair(
+        &self,
+        par: &dyn Parallel,
+        (j, sa): (usize, &mut QueryScratch<'_, A>),
+        (j2, sb): (usize, &mut QueryScratch<'_, A>),
+        channels: usize,
+        out: Band,
+        out_data: &mut [A],
+    ) -> Result<()> {
+        let (mut ra, mut rb) = (Ok(0), Ok(0));
+        par.join(&mut || ra = self.weights(j, sa), &mut || {
+            rb = self.weights(j2, sb)
+        });
+        let (na, nb) = (ra?, rb?);
+        let (d, k) = (self.d, self.d.k);
+        let QueryScratch {
+            indices: ia,
+            weights: wa,
+            neighbours: za,
+            kernel: ka,
+            ..
+        } = sa;
+        let QueryScratch {
+            indices: ib,
+            weights: wb,
+            neighbours: zb,
+            kernel: kb,
+            ..
+        } = sb;
+        let queries = [
+            (j, &ia[..na], &wa[..k * na]),
+            (j2, &ib[..nb], &wb[..k * nb]),
+        ];
+        let half = k.div_ceil(2);
+        let group = channels * out.plane;
+        let planes = &mut out_data[group..(1 + k) * group];
+        let (pa, pb) = planes.split_at_mut(half * group);
+        let share =
+            |ks: Range<usize>, z: &mut [A::Wide], kernel: &mut Scratch<'_>, planes: &mut [A]| {
+                for &(jq, idx, w) in &queries {
+                    self.gather(idx, w, ks.clone(), z, kernel)?;
+                    let z = &z[..ks.len() * d.input_dim];
+                    fold_add(self.isa, z, out, d, self.cw, channels, self.i, jq, planes);
+                }
+                Ok(())
+            };
+        let (mut ra, mut rb) = (Ok(()), Ok(()));
+        par.join(&mut || ra = share(0..half, za, ka, pa), &mut || {
+            rb = share(half..k, zb, kb, pb)
+        });
+        ra.and(rb)
     }
 }
 
@@ -444,9 +520,10 @@ fn candidates(
     n
 }
 
-/// Adds the `k` neighbour patches of query `(i, j)` at the query's place into
-/// output planes `[z¹ …]` (channels `C..` of `out`); pixels in the grid
-/// padding or outside the held columns are cropped.
+/// Adds neighbour patches `z` of query `(i, j)` at the query's place into
+/// `out`, `C` planes for each neighbour in turn (the first being the first
+/// neighbour's output planes); pixels in the grid padding or outside the held
+/// columns are cropped.
 #[allow(clippy::too_many_arguments)]
 fn fold_add<A: Act>(
     isa: Isa,
@@ -501,7 +578,7 @@ fn fold_add<A: Act>(
         let at = band.at(y, 0);
         for (jn, zj) in z.chunks_exact(d.input_dim).enumerate() {
             for c in 0..channels {
-                let row = &mut out[((1 + jn) * channels + c) * band.plane + at..][..band.width];
+                let row = &mut out[(jn * channels + c) * band.plane + at..][..band.width];
                 let zrow = &zj[(c * p + dy) * p..][..p];
                 if consecutive {
                     A::fold_span(isa, &mut row[x0..x0 + held], &zrow[span.clone()], count);
