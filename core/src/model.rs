@@ -19,6 +19,8 @@ use crate::error::{Error, ErrorKind, Result};
 pub const MAX_LAYERS: usize = 128;
 /// Most N³ blocks in a network (it then has one more DnCNN stage).
 pub const MAX_N3_BLOCKS: usize = 4;
+/// Most neighbours `k` of an N³ block.
+pub const MAX_K: usize = 64;
 /// Most CNNs in a network: the DnCNN stages, and an embedding and a
 /// temperature CNN per N³ block.
 const MAX_CNNS: usize = 3 * MAX_N3_BLOCKS + 1;
@@ -320,8 +322,8 @@ pub struct N3Params {
 
 impl N3Params {
     fn validate(&self) -> Result<()> {
-        if self.k == 0 || self.k > 64 {
-            return Err(invalid("N3 k must be in 1..=64"));
+        if self.k == 0 || self.k > MAX_K {
+            return Err(invalid("N3 k must be in 1..=MAX_K (64)"));
         }
         if self.patch == 0 || self.patch > 64 || self.stride == 0 || self.stride > self.patch {
             return Err(invalid(

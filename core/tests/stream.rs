@@ -132,6 +132,51 @@ impl Parallel for Scoped {
     }
 }
 
+/// Streams `rows` with each count of lent threads and with none, on every
+/// instruction set, and checks that the bits agree.
+fn threads_match(net: &Network<'_>, rows: &[f32], (h, w): (usize, usize), counts: &[usize]) {
+    let lane_bytes = Stream::lane_workspace_bytes(net, w).expect("lane bytes");
+    for isa in [Isa::Generic, Isa::detect()] {
+        let want = streamed(net, rows, h, w, isa, &mut |_| 3);
+        for &threads in counts {
+            let what = format!("{:?}, {threads} threads, {isa:?}", net.precision());
+            let par = Scoped { threads };
+            let mut lane = vec![0xa5u8; lane_bytes];
+            let mut ws = vec![0u8; Stream::workspace_bytes(net, w).expect("bytes")];
+            let mut s = Stream::new(net, h, w, isa, &mut ws).expect("stream");
+            s.set_parallel(&par, &mut lane).expect("lane");
+            let mut got = vec![0.0; h * w];
+            let mut n = 0;
+            for r in rows.chunks(5 * w) {
+                s.push_rows(r).expect("push");
+                n += s.pull_rows(&mut got[n * w..]).expect("pull");
+            }
+            assert_eq!(n, h);
+            assert_bits(&got, &want, &what);
+        }
+    }
+}
+
+#[test]
+fn lent_threads_split_blocks_of_any_shape() {
+    // Two threads share each pair of queries by channels (an odd count
+    // halves unevenly) or, with one channel, by neighbours (k odd or even).
+    for (channels, k) in [(1, 7), (1, 2), (3, 4), (2, 1)] {
+        let mut spec = Spec::paper(1);
+        spec.features = 16;
+        spec.channels = channels;
+        spec.n3.k = k;
+        let rn = RandomNet::new(spec, 5);
+        let (h, w) = (41, 37);
+        let input = image(1, h, w, 6);
+        let rows = to_rows(&input, 1, h, w);
+        let q16 = rn.quantized(Precision::Q16, &input, h, w);
+        for net in [rn.network(), q16.network(&rn)] {
+            threads_match(&net, &rows, (h, w), &[2]);
+        }
+    }
+}
+
 #[test]
 fn lent_threads_give_the_same_bits() {
     // The paper's block geometry with 32 CNN features: enough output channels
@@ -146,26 +191,7 @@ fn lent_threads_give_the_same_bits() {
     let q16 = rn.quantized(Precision::Q16, &input, h, w);
     let nets = [rn.network(), f16.network(&rn), q16.network(&rn)];
     for net in &nets {
-        let lane_bytes = Stream::lane_workspace_bytes(net, w).expect("lane bytes");
-        for isa in [Isa::Generic, Isa::detect()] {
-            let want = streamed(net, &rows, h, w, isa, &mut |_| 3);
-            for threads in [2, 3, 4, 7] {
-                let what = format!("{:?}, {threads} threads, {isa:?}", net.precision());
-                let par = Scoped { threads };
-                let mut lane = vec![0xa5u8; lane_bytes];
-                let mut ws = vec![0u8; Stream::workspace_bytes(net, w).expect("bytes")];
-                let mut s = Stream::new(net, h, w, isa, &mut ws).expect("stream");
-                s.set_parallel(&par, &mut lane).expect("lane");
-                let mut got = vec![0.0; h * w];
-                let mut n = 0;
-                for r in rows.chunks(5 * w) {
-                    s.push_rows(r).expect("push");
-                    n += s.pull_rows(&mut got[n * w..]).expect("pull");
-                }
-                assert_eq!(n, h);
-                assert_bits(&got, &want, &what);
-            }
-        }
+        threads_match(net, &rows, (h, w), &[2, 3, 4, 7]);
         // A stripe with threads gives the same columns; its lane is exactly
         // `lane_workspace_bytes` of its column count, and one byte short is
         // refused.

@@ -30,7 +30,8 @@ use crate::model::{ConvLayer, Weights};
 #[cfg(target_arch = "x86_64")]
 use crate::n3::aggregate::avx2;
 use crate::n3::aggregate::{
-    aggregate_with, check_indices, check_lengths, squared_distance, squared_distances_with,
+    aggregate_columns, check_columns, check_indices, check_lengths, squared_distance,
+    squared_distances_with,
 };
 use crate::parallel::Parallel;
 use crate::tensor::Band;
@@ -285,12 +286,14 @@ pub(crate) trait Act: Pod + PartialEq + Send + Sync + 'static {
         s: &mut Scratch<'_>,
     ) -> Result<()>;
 
-    /// `k` weighted sums of the indexed rows of `data` (`k · dim` values).
+    /// `k` weighted sums of columns `cols` of the indexed rows of `data`
+    /// (`k · cols.len()` values).
     #[allow(clippy::too_many_arguments)]
     fn aggregate(
         isa: Isa,
         data: &[Self],
         dim: usize,
+        cols: Range<usize>,
         indices: &[u32],
         weights: &[f32],
         k: usize,
@@ -425,13 +428,14 @@ impl Act for f32 {
         isa: Isa,
         data: &[f32],
         dim: usize,
+        cols: Range<usize>,
         indices: &[u32],
         weights: &[f32],
         k: usize,
         out: &mut [f32],
         _: &mut Scratch<'_>,
     ) -> Result<()> {
-        aggregate_with(isa, data, dim, indices, weights, k, out)
+        aggregate_columns(isa, data, dim, cols, indices, weights, k, out)
     }
 
     #[inline]
@@ -612,26 +616,31 @@ impl Act for f16 {
         isa: Isa,
         data: &[f16],
         dim: usize,
+        cols: Range<usize>,
         indices: &[u32],
         weights: &[f32],
         k: usize,
         out: &mut [f32],
         s: &mut Scratch<'_>,
     ) -> Result<()> {
-        check_indices(data.len(), dim, indices)?;
-        let n = indices.len();
-        check_lengths(dim, n, k, weights.len(), out.len())?;
-        #[cfg(target_arch = "x86_64")]
-        if let Isa::Avx2Fma(_) = isa {
-            // SAFETY: `Avx2Fma` proves AVX2, FMA and F16C; indices and lengths were checked.
-            unsafe { avx2::aggregate(data, dim, indices, weights, out) };
+        check_columns(data.len(), dim, &cols, indices)?;
+        let (n, w) = (indices.len(), cols.len());
+        check_lengths(w, n, k, weights.len(), out.len())?;
+        if w == 0 {
             return Ok(());
         }
-        let row = &mut s.f[..dim];
+        let data = &data[cols.start..];
+        #[cfg(target_arch = "x86_64")]
+        if let Isa::Avx2Fma(_) = isa {
+            // SAFETY: `Avx2Fma` proves AVX2, FMA and F16C; indices, columns and lengths were checked.
+            unsafe { avx2::aggregate(data, (dim, w), indices, weights, out) };
+            return Ok(());
+        }
+        let row = &mut s.f[..w];
         out.fill(0.0);
         for (c, &i) in indices.iter().enumerate() {
-            to_f32(isa, &data[i as usize * dim..][..dim], row);
-            for (j, z) in out.chunks_exact_mut(dim).enumerate() {
+            to_f32(isa, &data[i as usize * dim..][..w], row);
+            for (j, z) in out.chunks_exact_mut(w).enumerate() {
                 let w = weights[j * n + c];
                 for (zv, xv) in z.iter_mut().zip(row.iter()) {
                     *zv += w * *xv;
@@ -799,19 +808,25 @@ impl Act for i16 {
         isa: Isa,
         data: &[i16],
         dim: usize,
+        cols: Range<usize>,
         indices: &[u32],
         weights: &[f32],
         k: usize,
         out: &mut [i64],
         _: &mut Scratch<'_>,
     ) -> Result<()> {
-        check_indices(data.len(), dim, indices)?;
-        check_lengths(dim, indices.len(), k, weights.len(), out.len())?;
+        check_columns(data.len(), dim, &cols, indices)?;
+        let w = cols.len();
+        check_lengths(w, indices.len(), k, weights.len(), out.len())?;
+        if w == 0 {
+            return Ok(());
+        }
+        let (data, sw) = (&data[cols.start..], (dim, w));
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `Avx2Fma` proves AVX2; indices and lengths were checked.
-            Isa::Avx2Fma(_) => unsafe { q16_avx2::aggregate(data, dim, indices, weights, out) },
-            _ => q16_aggregate(data, dim, indices, weights, out),
+            // SAFETY: `Avx2Fma` proves AVX2; indices, columns and lengths were checked.
+            Isa::Avx2Fma(_) => unsafe { q16_avx2::aggregate(data, sw, indices, weights, out) },
+            _ => q16_aggregate(data, sw, indices, weights, out),
         }
         Ok(())
     }
@@ -869,12 +884,18 @@ fn q16_round(z: i64) -> i64 {
 /// q16 aggregation: weights rounded to [`WEIGHT_BITS`] fractional bits,
 /// integer sums, rounded back to the patches' scale.
 #[inline(always)]
-fn q16_aggregate(data: &[i16], dim: usize, indices: &[u32], weights: &[f32], out: &mut [i64]) {
+fn q16_aggregate(
+    data: &[i16],
+    (stride, width): (usize, usize),
+    indices: &[u32],
+    weights: &[f32],
+    out: &mut [i64],
+) {
     let n = indices.len();
     out.fill(0);
     for (c, &i) in indices.iter().enumerate() {
-        let row = &data[i as usize * dim..][..dim];
-        for (j, z) in out.chunks_exact_mut(dim).enumerate() {
+        let row = &data[i as usize * stride..][..width];
+        for (j, z) in out.chunks_exact_mut(width).enumerate() {
             let w = q16_weight(weights[j * n + c]);
             if w == 0 {
                 continue;
@@ -1016,13 +1037,14 @@ mod q16_avx2 {
 
     impl Chunk {
         /// Packs candidates from `c` on (weights of neighbours `j0 .. j0 +
-        /// kb`) until the chunk is full or a weight sum would pass
-        /// [`WEIGHT_SUM_MAX`]; returns the first candidate not packed.
+        /// kb`, rows `stride` values apart) until the chunk is full or a
+        /// weight sum would pass [`WEIGHT_SUM_MAX`]; returns the first
+        /// candidate not packed.
         #[allow(clippy::too_many_arguments)]
         fn pack(
             &mut self,
             indices: &[u32],
-            dim: usize,
+            stride: usize,
             weights: &[f32],
             j0: usize,
             kb: usize,
@@ -1066,8 +1088,8 @@ mod q16_avx2 {
                     sums[jj] += a + b;
                     self.weights[jj][p] = (a | b << 16) as i32;
                 }
-                self.first[p] = indices[c] as usize * dim;
-                self.second[p] = indices[if pair { c2 } else { c }] as usize * dim;
+                self.first[p] = indices[c] as usize * stride;
+                self.second[p] = indices[if pair { c2 } else { c }] as usize * stride;
                 self.pairs += 1;
                 c = if pair { skip(c2 + 1) } else { n };
             }
@@ -1076,18 +1098,19 @@ mod q16_avx2 {
     }
 
     /// # Safety
-    /// The CPU must support AVX2; `indices` select rows of `data` (`dim`
-    /// values each), `weights` hold `k·n` and `out` `k·dim` values.
+    /// The CPU must support AVX2; `indices` select rows of `stride` values
+    /// in `data` whose first `width` values are readable, `width > 0`,
+    /// `weights` hold `k·n` and `out` `k·width` values.
     #[target_feature(enable = "avx2")]
     pub unsafe fn aggregate(
         data: &[i16],
-        dim: usize,
+        (stride, width): (usize, usize),
         indices: &[u32],
         weights: &[f32],
         out: &mut [i64],
     ) {
         let n = indices.len();
-        let k = out.len() / dim;
+        let k = out.len() / width;
         out.fill(0);
         let mut chunk = Chunk {
             pairs: 0,
@@ -1101,26 +1124,26 @@ mod q16_avx2 {
             let kb = (k - j0).div_ceil((k - j0).div_ceil(KB));
             let mut c = 0;
             while c < n {
-                c = chunk.pack(indices, dim, weights, j0, kb, c);
+                c = chunk.pack(indices, stride, weights, j0, kb, c);
                 let mut m = 0;
-                while m + 8 <= dim {
-                    // SAFETY: m + 8 <= dim, j0 + kb <= k; the chunk holds
+                while m + 8 <= width {
+                    // SAFETY: m + 8 <= width, j0 + kb <= k; the chunk holds
                     // rows of `data` and sums that fit an i32.
                     unsafe {
                         let (d, c) = (data, &chunk);
                         match kb {
-                            7 => columns::<7>(d, c, out, dim, j0, m),
-                            6 => columns::<6>(d, c, out, dim, j0, m),
-                            5 => columns::<5>(d, c, out, dim, j0, m),
-                            4 => columns::<4>(d, c, out, dim, j0, m),
-                            3 => columns::<3>(d, c, out, dim, j0, m),
-                            2 => columns::<2>(d, c, out, dim, j0, m),
-                            _ => columns::<1>(d, c, out, dim, j0, m),
+                            7 => columns::<7>(d, c, out, width, j0, m),
+                            6 => columns::<6>(d, c, out, width, j0, m),
+                            5 => columns::<5>(d, c, out, width, j0, m),
+                            4 => columns::<4>(d, c, out, width, j0, m),
+                            3 => columns::<3>(d, c, out, width, j0, m),
+                            2 => columns::<2>(d, c, out, width, j0, m),
+                            _ => columns::<1>(d, c, out, width, j0, m),
                         }
                     }
                     m += 8;
                 }
-                for mm in m..dim {
+                for mm in m..width {
                     for jj in 0..kb {
                         let mut z = 0i64;
                         for p in 0..chunk.pairs {
@@ -1130,7 +1153,7 @@ mod q16_avx2 {
                             let xb = data[chunk.second[p] + mm];
                             z += wa * i64::from(xa) + wb * i64::from(xb);
                         }
-                        out[(j0 + jj) * dim + mm] += z;
+                        out[(j0 + jj) * width + mm] += z;
                     }
                 }
             }
@@ -1145,23 +1168,23 @@ mod q16_avx2 {
     /// neighbours `j0 .. j0 + B` to `out`.
     ///
     /// # Safety
-    /// AVX2 must be available; the chunk's rows exist in `data` (`dim`
-    /// values each), `m + 8 <= dim`, `out` holds `(j0 + B)·dim` values and
-    /// the chunk's weight sums are at most [`WEIGHT_SUM_MAX`].
+    /// AVX2 must be available; the chunk's rows exist in `data` (`width`
+    /// values readable), `m + 8 <= width`, `out` holds `(j0 + B)·width`
+    /// values and the chunk's weight sums are at most [`WEIGHT_SUM_MAX`].
     #[inline]
     #[target_feature(enable = "avx2")]
     unsafe fn columns<const B: usize>(
         data: &[i16],
         chunk: &Chunk,
         out: &mut [i64],
-        dim: usize,
+        width: usize,
         j0: usize,
         m: usize,
     ) {
         let mut acc = [_mm256_setzero_si256(); B];
         let d = data.as_ptr();
         for p in 0..chunk.pairs {
-            // SAFETY: both rows exist and m + 8 <= dim.
+            // SAFETY: both rows exist and m + 8 <= width.
             let (xa, xb) = unsafe {
                 (
                     _mm_loadu_si128(d.add(chunk.first[p] + m).cast()),
@@ -1179,8 +1202,8 @@ mod q16_avx2 {
             let lanes = [_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a)];
             for (lane, h) in lanes.into_iter().enumerate() {
                 let z = _mm256_cvtepi32_epi64(h);
-                let at = (j0 + jj) * dim + m + 4 * lane;
-                // SAFETY: at + 4 <= (j0 + B)·dim <= out.len().
+                let at = (j0 + jj) * width + m + 4 * lane;
+                // SAFETY: at + 4 <= (j0 + B)·width <= out.len().
                 unsafe {
                     let o = out.as_mut_ptr().add(at).cast::<__m256i>();
                     _mm256_storeu_si256(o, _mm256_add_epi64(_mm256_loadu_si256(o), z));
@@ -1656,6 +1679,14 @@ mod tests {
         }
     }
 
+    /// Column ranges of `dim`-long rows to aggregate on their own: all,
+    /// a tail, and a part that starts and ends off any vector boundary.
+    fn test_columns(dim: usize) -> impl Iterator<Item = Range<usize>> {
+        [0..dim, dim / 3..dim, 1..dim / 2 + 1]
+            .into_iter()
+            .filter(move |c| !c.is_empty() && c.end <= dim)
+    }
+
     /// A generator of pseudo-random values.
     struct Lcg(u64);
 
@@ -1721,11 +1752,33 @@ mod tests {
             let weights = &mut weights[..k * n];
             q16_case(&mut r, mode, data, weights);
             let idx: [u32; 300] = core::array::from_fn(|_| r.next() % rows as u32);
-            let (want, got) = (&mut want[..k * dim], &mut got[..k * dim]);
+            let want = &mut want[..k * dim];
             let idx = &idx[..n];
-            i16::aggregate(Isa::Generic, data, dim, idx, weights, k, want, &mut scratch).unwrap();
-            i16::aggregate(Isa::detect(), data, dim, idx, weights, k, got, &mut scratch).unwrap();
-            assert_eq!(want, got, "n {n} k {k} dim {dim} mode {mode}");
+            let all = 0..dim;
+            i16::aggregate(
+                Isa::Generic,
+                data,
+                dim,
+                all,
+                idx,
+                weights,
+                k,
+                want,
+                &mut scratch,
+            )
+            .unwrap();
+            for cols in test_columns(dim) {
+                let w = cols.len();
+                for isa in [Isa::Generic, Isa::detect()] {
+                    let got = &mut got[..k * w];
+                    let c = cols.clone();
+                    i16::aggregate(isa, data, dim, c, idx, weights, k, got, &mut scratch).unwrap();
+                    for (jn, row) in got.chunks_exact(w).enumerate() {
+                        let want = &want[jn * dim + cols.start..][..w];
+                        assert_eq!(row, want, "n {n} k {k} dim {dim} mode {mode} {cols:?}");
+                    }
+                }
+            }
         }
     }
 
@@ -1821,14 +1874,21 @@ mod tests {
                 assert!((a - b).abs() <= 1e-5 * a.max(1.0), "dim {dim}: {a} vs {b}");
             }
             let (mut want, mut got) = ([0f32; 7 * 803], [0f32; 7 * 803]);
-            let (want, got) = (&mut want[..k * dim], &mut got[..k * dim]);
-            f16::aggregate(Isa::Generic, data, dim, idx, w, k, want, &mut s).unwrap();
-            f16::aggregate(Isa::detect(), data, dim, idx, w, k, got, &mut s).unwrap();
-            for (a, b) in want.iter().zip(got.iter()) {
-                assert!(
-                    (a - b).abs() <= 1e-5 * a.abs().max(1.0),
-                    "dim {dim}: {a} vs {b}"
-                );
+            let want = &mut want[..k * dim];
+            f16::aggregate(Isa::Generic, data, dim, 0..dim, idx, w, k, want, &mut s).unwrap();
+            for cols in test_columns(dim) {
+                let cw = cols.len();
+                for isa in [Isa::Generic, Isa::detect()] {
+                    let got = &mut got[..k * cw];
+                    f16::aggregate(isa, data, dim, cols.clone(), idx, w, k, got, &mut s).unwrap();
+                    for (jn, row) in got.chunks_exact(cw).enumerate() {
+                        let want = &want[jn * dim + cols.start..][..cw];
+                        for (a, b) in want.iter().zip(row) {
+                            let close = (a - b).abs() <= 1e-5 * a.abs().max(1.0);
+                            assert!(close, "{isa:?} dim {dim} {cols:?}: {a} vs {b}");
+                        }
+                    }
+                }
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kernels::Isa;
+use core::ops::Range;
 
 /// Every index selects a row of a matrix of `len` values in rows of `dim`.
 pub(crate) fn check_indices(len: usize, dim: usize, indices: &[u32]) -> Result<()> {
@@ -17,6 +18,23 @@ pub(crate) fn check_indices(len: usize, dim: usize, indices: &[u32]) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// Columns `cols` of rows of `dim` values, and indices that select rows of a
+/// matrix of `len` values.
+pub(crate) fn check_columns(
+    len: usize,
+    dim: usize,
+    cols: &Range<usize>,
+    indices: &[u32],
+) -> Result<()> {
+    if cols.start > cols.end || cols.end > dim {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            "aggregate: columns outside the rows",
+        ));
+    }
+    check_indices(len, dim, indices)
 }
 
 /// `k` weight vectors over `n` indices and `k` outputs of `dim` values.
@@ -131,26 +149,55 @@ pub fn aggregate_with(
     k: usize,
     out: &mut [f32],
 ) -> Result<()> {
-    check_indices(data.len(), dim, indices)?;
-    check_lengths(dim, indices.len(), k, weights.len(), out.len())?;
+    aggregate_columns(isa, data, dim, 0..dim, indices, weights, k, out)
+}
+
+/// [`aggregate_with`] of columns `cols` of the rows only: `out` holds `k`
+/// rows of `cols.len()` values.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn aggregate_columns(
+    isa: Isa,
+    data: &[f32],
+    dim: usize,
+    cols: Range<usize>,
+    indices: &[u32],
+    weights: &[f32],
+    k: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    check_columns(data.len(), dim, &cols, indices)?;
+    let w = cols.len();
+    check_lengths(w, indices.len(), k, weights.len(), out.len())?;
+    if w == 0 {
+        return Ok(());
+    }
+    let data = &data[cols.start..];
     match isa {
-        Isa::Generic => aggregate_ref(data, dim, indices, weights, out),
+        Isa::Generic => aggregate_ref(data, (dim, w), indices, weights, out),
         #[cfg(target_arch = "aarch64")]
-        // SAFETY: lengths and indices were checked above.
-        Isa::Neon => unsafe { neon::aggregate(data, dim, indices, weights, out) },
+        // SAFETY: lengths, columns and indices were checked above.
+        Isa::Neon => unsafe { neon::aggregate(data, (dim, w), indices, weights, out) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Avx2Fma` proves the CPU features; lengths and indices were checked above.
-        Isa::Avx2Fma(_) => unsafe { avx2::aggregate(data, dim, indices, weights, out) },
+        // SAFETY: `Avx2Fma` proves the CPU features; lengths, columns and indices were checked above.
+        Isa::Avx2Fma(_) => unsafe { avx2::aggregate(data, (dim, w), indices, weights, out) },
     }
     Ok(())
 }
 
-fn aggregate_ref(data: &[f32], dim: usize, indices: &[u32], weights: &[f32], out: &mut [f32]) {
+/// Rows of `stride` values from the start of `data`, of which the first
+/// `width` are read.
+fn aggregate_ref(
+    data: &[f32],
+    (stride, width): (usize, usize),
+    indices: &[u32],
+    weights: &[f32],
+    out: &mut [f32],
+) {
     let n = indices.len();
     out.fill(0.0);
     for (c, &i) in indices.iter().enumerate() {
-        let row = &data[i as usize * dim..][..dim];
-        for (j, z) in out.chunks_exact_mut(dim).enumerate() {
+        let row = &data[i as usize * stride..][..width];
+        for (j, z) in out.chunks_exact_mut(width).enumerate() {
             let w = weights[j * n + c];
             for (zv, xv) in z.iter_mut().zip(row) {
                 *zv += w * *xv;
@@ -280,45 +327,46 @@ pub(crate) mod avx2 {
 
     /// # Safety
     /// AVX2, FMA and F16C must be available; `indices` must select rows of
-    /// `data`, `weights` hold `k·n` and `out` `k·dim` values.
+    /// `stride` values in `data` whose first `width` values are readable,
+    /// `width > 0`, `weights` hold `k·n` and `out` `k·width` values.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn aggregate<T: Lanes>(
         data: &[T],
-        dim: usize,
+        (stride, width): (usize, usize),
         indices: &[u32],
         weights: &[f32],
         out: &mut [f32],
     ) {
         let n = indices.len();
-        let k = out.len() / dim;
+        let k = out.len() / width;
         let mut j0 = 0;
         while j0 < k {
             // Blocks as even as they can be.
             let kb = (k - j0).div_ceil((k - j0).div_ceil(KB));
             let mut m = 0;
-            while m + 8 <= dim {
-                // SAFETY: m + 8 <= dim, j0 + kb <= k; forwarded contract.
+            while m + 8 <= width {
+                // SAFETY: m + 8 <= width, j0 + kb <= k; forwarded contract.
                 unsafe {
-                    let (d, i, w) = (data, indices, weights);
+                    let (d, i, w, sw) = (data, indices, weights, (stride, width));
                     match kb {
-                        7 => block::<T, 7>(d, dim, i, w, out, j0, m),
-                        6 => block::<T, 6>(d, dim, i, w, out, j0, m),
-                        5 => block::<T, 5>(d, dim, i, w, out, j0, m),
-                        4 => block::<T, 4>(d, dim, i, w, out, j0, m),
-                        3 => block::<T, 3>(d, dim, i, w, out, j0, m),
-                        2 => block::<T, 2>(d, dim, i, w, out, j0, m),
-                        _ => block::<T, 1>(d, dim, i, w, out, j0, m),
+                        7 => block::<T, 7>(d, sw, i, w, out, j0, m),
+                        6 => block::<T, 6>(d, sw, i, w, out, j0, m),
+                        5 => block::<T, 5>(d, sw, i, w, out, j0, m),
+                        4 => block::<T, 4>(d, sw, i, w, out, j0, m),
+                        3 => block::<T, 3>(d, sw, i, w, out, j0, m),
+                        2 => block::<T, 2>(d, sw, i, w, out, j0, m),
+                        _ => block::<T, 1>(d, sw, i, w, out, j0, m),
                     }
                 }
                 m += 8;
             }
-            for mm in m..dim {
+            for mm in m..width {
                 for j in j0..j0 + kb {
                     let mut s = 0.0;
                     for (c, &i) in indices.iter().enumerate() {
-                        s += weights[j * n + c] * data[i as usize * dim + mm].into();
+                        s += weights[j * n + c] * data[i as usize * stride + mm].into();
                     }
-                    out[j * dim + mm] = s;
+                    out[j * width + mm] = s;
                 }
             }
             j0 += kb;
@@ -329,15 +377,15 @@ pub(crate) mod avx2 {
     /// candidate (each candidate's values are read once for all `B`).
     ///
     /// # Safety
-    /// AVX2, FMA and F16C must be available; `indices` select rows of `data`
-    /// (`dim` values each), `m + 8 <= dim`, `weights` hold `(j0 + B)·n` and
-    /// `out` `(j0 + B)·dim` values.
+    /// AVX2, FMA and F16C must be available; `indices` select rows of
+    /// `data` (`stride` values apart), `m + 8 <= width`, `weights` hold
+    /// `(j0 + B)·n` and `out` `(j0 + B)·width` values.
     #[allow(clippy::too_many_arguments)]
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn block<T: Lanes, const B: usize>(
         data: &[T],
-        dim: usize,
+        (stride, width): (usize, usize),
         indices: &[u32],
         weights: &[f32],
         out: &mut [f32],
@@ -348,8 +396,8 @@ pub(crate) mod avx2 {
         let mut acc = [_mm256_setzero_ps(); B];
         let w = weights.as_ptr();
         for (c, &i) in indices.iter().enumerate() {
-            // SAFETY: row i exists (checked by the caller) and m + 8 <= dim.
-            let x = unsafe { T::load8(data.as_ptr().add(i as usize * dim + m)) };
+            // SAFETY: row i exists (checked by the caller) and m + 8 <= width.
+            let x = unsafe { T::load8(data.as_ptr().add(i as usize * stride + m)) };
             for (jj, a) in acc.iter_mut().enumerate() {
                 // SAFETY: (j0 + jj)·n + c < k·n = weights.len().
                 let wv = _mm256_set1_ps(unsafe { *w.add((j0 + jj) * n + c) });
@@ -357,8 +405,8 @@ pub(crate) mod avx2 {
             }
         }
         for (jj, a) in acc.iter().enumerate() {
-            // SAFETY: (j0 + jj)·dim + m + 8 <= k·dim = out.len().
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((j0 + jj) * dim + m), *a) };
+            // SAFETY: (j0 + jj)·width + m + 8 <= k·width = out.len().
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((j0 + jj) * width + m), *a) };
         }
     }
 }
@@ -371,29 +419,30 @@ mod neon {
     const KB: usize = 6;
 
     /// # Safety
-    /// `indices` must select rows of `data`, `weights` hold `k·n` and `out`
-    /// `k·dim` values.
+    /// `indices` must select rows of `stride` values in `data` whose first
+    /// `width` values are readable, `width > 0`, `weights` hold `k·n` and
+    /// `out` `k·width` values.
     #[target_feature(enable = "neon")]
     pub unsafe fn aggregate(
         data: &[f32],
-        dim: usize,
+        (stride, width): (usize, usize),
         indices: &[u32],
         weights: &[f32],
         out: &mut [f32],
     ) {
-        let k = out.len() / dim;
+        let k = out.len() / width;
         let mut j0 = 0;
         while j0 < k {
             let kb = (k - j0).min(KB);
             // SAFETY: j0 + kb <= k; forwarded contract.
             unsafe {
                 match kb {
-                    6 => columns::<6>(data, dim, indices, weights, out, j0),
-                    5 => columns::<5>(data, dim, indices, weights, out, j0),
-                    4 => columns::<4>(data, dim, indices, weights, out, j0),
-                    3 => columns::<3>(data, dim, indices, weights, out, j0),
-                    2 => columns::<2>(data, dim, indices, weights, out, j0),
-                    _ => columns::<1>(data, dim, indices, weights, out, j0),
+                    6 => columns::<6>(data, (stride, width), indices, weights, out, j0),
+                    5 => columns::<5>(data, (stride, width), indices, weights, out, j0),
+                    4 => columns::<4>(data, (stride, width), indices, weights, out, j0),
+                    3 => columns::<3>(data, (stride, width), indices, weights, out, j0),
+                    2 => columns::<2>(data, (stride, width), indices, weights, out, j0),
+                    _ => columns::<1>(data, (stride, width), indices, weights, out, j0),
                 }
             }
             j0 += kb;
@@ -408,7 +457,7 @@ mod neon {
     #[target_feature(enable = "neon")]
     unsafe fn columns<const J: usize>(
         data: &[f32],
-        dim: usize,
+        (stride, width): (usize, usize),
         indices: &[u32],
         weights: &[f32],
         out: &mut [f32],
@@ -416,23 +465,23 @@ mod neon {
     ) {
         let n = indices.len();
         let mut m = 0;
-        while m + 16 <= dim {
-            // SAFETY: m + 16 <= dim; forwarded contract.
-            unsafe { block::<J, 4>(data, dim, indices, weights, out, j0, m) };
+        while m + 16 <= width {
+            // SAFETY: m + 16 <= width; forwarded contract.
+            unsafe { block::<J, 4>(data, (stride, width), indices, weights, out, j0, m) };
             m += 16;
         }
-        while m + 4 <= dim {
-            // SAFETY: m + 4 <= dim; forwarded contract.
-            unsafe { block::<J, 1>(data, dim, indices, weights, out, j0, m) };
+        while m + 4 <= width {
+            // SAFETY: m + 4 <= width; forwarded contract.
+            unsafe { block::<J, 1>(data, (stride, width), indices, weights, out, j0, m) };
             m += 4;
         }
-        for mm in m..dim {
+        for mm in m..width {
             for j in j0..j0 + J {
                 let mut s = 0.0;
                 for (c, &i) in indices.iter().enumerate() {
-                    s += weights[j * n + c] * data[i as usize * dim + mm];
+                    s += weights[j * n + c] * data[i as usize * stride + mm];
                 }
-                out[j * dim + mm] = s;
+                out[j * width + mm] = s;
             }
         }
     }
@@ -440,13 +489,13 @@ mod neon {
     /// Columns `m .. m + 4·V` of neighbours `j0 .. j0 + J`, over every candidate.
     ///
     /// # Safety
-    /// `indices` select rows of `data` (`dim` values each), `m + 4·V <= dim`,
-    /// `weights` hold `(j0 + J)·n` and `out` `(j0 + J)·dim` values.
+    /// `indices` select rows of `data` (`stride` values apart), `m + 4·V <=
+    /// width`, `weights` hold `(j0 + J)·n` and `out` `(j0 + J)·width` values.
     #[inline]
     #[target_feature(enable = "neon")]
     unsafe fn block<const J: usize, const V: usize>(
         data: &[f32],
-        dim: usize,
+        (stride, width): (usize, usize),
         indices: &[u32],
         weights: &[f32],
         out: &mut [f32],
@@ -459,8 +508,8 @@ mod neon {
         for (c, &i) in indices.iter().enumerate() {
             let mut x = [vdupq_n_f32(0.0); V];
             for (v, xv) in x.iter_mut().enumerate() {
-                // SAFETY: row i exists (checked by the caller) and m + 4·V <= dim.
-                *xv = unsafe { vld1q_f32(data.as_ptr().add(i as usize * dim + m + 4 * v)) };
+                // SAFETY: row i exists (checked by the caller) and m + 4·V <= width.
+                *xv = unsafe { vld1q_f32(data.as_ptr().add(i as usize * stride + m + 4 * v)) };
             }
             for (jj, a) in acc.iter_mut().enumerate() {
                 // SAFETY: (j0 + jj)·n + c < k·n = weights.len().
@@ -472,8 +521,8 @@ mod neon {
         }
         for (jj, a) in acc.iter().enumerate() {
             for (v, av) in a.iter().enumerate() {
-                // SAFETY: (j0 + jj)·dim + m + 4·V <= k·dim = out.len().
-                unsafe { vst1q_f32(out.as_mut_ptr().add((j0 + jj) * dim + m + 4 * v), *av) };
+                // SAFETY: (j0 + jj)·width + m + 4·V <= k·width = out.len().
+                unsafe { vst1q_f32(out.as_mut_ptr().add((j0 + jj) * width + m + 4 * v), *av) };
             }
         }
     }
@@ -522,6 +571,19 @@ mod tests {
             for (a, b) in want.iter().zip(&got) {
                 assert!((a - b).abs() < 1e-5, "dim {dim} k {k}: {a} vs {b}");
             }
+            // Columns on their own: those of the whole rows.
+            for cols in [dim / 3..dim, 1..dim / 2 + 1, 0..0] {
+                let cw = cols.len();
+                for isa in [Isa::Generic, Isa::detect()] {
+                    let got = &mut got[..k * cw];
+                    aggregate_columns(isa, data, dim, cols.clone(), &idx, w, k, got).unwrap();
+                    for (jn, row) in got.chunks_exact(cw.max(1)).enumerate() {
+                        for (a, b) in want[jn * dim + cols.start..].iter().zip(row) {
+                            assert!((a - b).abs() < 1e-5, "{isa:?} dim {dim} {cols:?}");
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -555,5 +617,10 @@ mod tests {
         assert!(squared_distances(&data, 2, &[0.0; 2], &[3], &mut out).is_err());
         assert!(squared_distances(&data, 0, &[], &[0], &mut out).is_err());
         assert!(aggregate(&data, 2, &[0], &[1.0], 2, &mut [0.0; 4]).is_err());
+        let out = &mut [0.0; 2];
+        let mut cols = |c| aggregate_columns(Isa::Generic, &data, 2, c, &[0], &[1.0], 1, out);
+        assert!(cols(1..3).is_err());
+        assert!(cols(0..1).is_err(), "output longer than the columns");
+        assert!(cols(0..2).is_ok());
     }
 }

@@ -10,7 +10,7 @@ use crate::error::{mul, Error, ErrorKind, Result};
 use crate::kernels::act::{Act, Scratch};
 use crate::kernels::Isa;
 use crate::math::{exp, ln};
-use crate::model::N3Params;
+use crate::model::{N3Params, MAX_K};
 use crate::parallel::Parallel;
 use crate::tensor::{Band, Geom};
 use core::ops::Range;
@@ -253,15 +253,14 @@ pub(crate) fn query_row<A: Act>(
             _ => {
                 let n = q.weights(j, s)?;
                 let z = &mut *s.neighbours;
-                q.gather(
-                    &s.indices[..n],
-                    &s.weights[..d.k * n],
-                    0..d.k,
-                    z,
-                    &mut s.kernel,
-                )?;
-                let planes = &mut out_data[channels * out.plane..];
-                fold_add(isa, z, out, d, cw, channels, i, j, planes);
+                let (idx, w) = (&s.indices[..n], &s.weights[..d.k * n]);
+                q.gather(idx, w, 0..d.k, 0..d.input_dim, z, &mut s.kernel)?;
+                let mut planes = Consecutive {
+                    out: &mut out_data[channels * out.plane..],
+                    channels,
+                    plane: out.plane,
+                };
+                fold_add(isa, z, out, d, cw, 0..channels, i, j, &mut planes);
                 j = j2;
             }
         }
@@ -316,23 +315,27 @@ impl<A: Act> Query<'_, '_, A> {
         Ok(n)
     }
 
-    /// Aggregated patches of neighbours `ks` (of `k`) over candidates `idx`
-    /// with the `k` weight vectors `weights`, into the front of `z`.
+    /// Columns `cols` of the aggregated patches of neighbours `ks` (of `k`)
+    /// over candidates `idx` with the `k` weight vectors `weights`, into the
+    /// front of `z` (`ks.len()` rows of `cols.len()` values).
     fn gather(
         &self,
         idx: &[u32],
         weights: &[f32],
         ks: Range<usize>,
+        cols: Range<usize>,
         z: &mut [A::Wide],
         kernel: &mut Scratch<'_>,
     ) -> Result<()> {
         let (d, n) = (self.d, idx.len());
         let w = &weights[ks.start * n..ks.end * n];
-        let z = &mut z[..ks.len() * d.input_dim];
+        let z = &mut z[..ks.len() * cols.len()];
+        let data = &*self.ring.input;
         A::aggregate(
             self.isa,
-            self.ring.input,
+            data,
             d.input_dim,
+            cols,
             idx,
             w,
             ks.len(),
@@ -343,8 +346,11 @@ impl<A: Act> Query<'_, '_, A> {
 
     /// Queries `j` and `j2` of the row on two threads, with the same output
     /// as one after the other: each thread finds the weights of one query,
-    /// then each aggregates and folds a share of the neighbours of both, in
-    /// query order (the neighbours' output planes are apart).
+    /// then each aggregates and folds about half of the channels of every
+    /// neighbour of both queries, in query order (each thread reads its part
+    /// of every candidate patch once for all `k` neighbours, and writes its
+    /// own output planes). Where no channel split fits the kernels (see
+    /// [`split_channels`]), the neighbours are halved instead.
     #[inline(never)]
     fn pair(
         &self,
@@ -360,7 +366,7 @@ impl<A: Act> Query<'_, '_, A> {
             rb = self.weights(j2, sb)
         });
         let (na, nb) = (ra?, rb?);
-        let (d, k) = (self.d, self.d.k);
+        let k = self.d.k;
         let QueryScratch {
             indices: ia,
             weights: wa,
@@ -379,24 +385,121 @@ impl<A: Act> Query<'_, '_, A> {
             (j, &ia[..na], &wa[..k * na]),
             (j2, &ib[..nb], &wb[..k * nb]),
         ];
-        let half = k.div_ceil(2);
-        let group = channels * out.plane;
+        let (group, plane) = (channels * out.plane, out.plane);
         let planes = &mut out_data[group..(1 + k) * group];
-        let (pa, pb) = planes.split_at_mut(half * group);
-        let share =
-            |ks: Range<usize>, z: &mut [A::Wide], kernel: &mut Scratch<'_>, planes: &mut [A]| {
-                for &(jq, idx, w) in &queries {
-                    self.gather(idx, w, ks.clone(), z, kernel)?;
-                    let z = &z[..ks.len() * d.input_dim];
-                    fold_add(self.isa, z, out, d, self.cw, channels, self.i, jq, planes);
-                }
-                Ok(())
-            };
         let (mut ra, mut rb) = (Ok(()), Ok(()));
-        par.join(&mut || ra = share(0..half, za, ka, pa), &mut || {
-            rb = share(half..k, zb, kb, pb)
-        });
+        let pp = self.d.rows.patch * self.d.rows.patch;
+        if let Some(ca) = split_channels(channels, pp) {
+            let mut pa = Channels::new(0, plane);
+            let mut pb = Channels::new(ca, plane);
+            for g in planes.chunks_exact_mut(group) {
+                let (a, b) = g.split_at_mut(ca * plane);
+                pa.groups
+                    .push(a)
+                    .and(pb.groups.push(b))
+                    .map_err(|_| Error::new(ErrorKind::InvalidArgument, "N3 k above MAX_K"))?;
+            }
+            let (qs, all) = (&queries, 0..k);
+            par.join(
+                &mut || ra = self.share(qs, all.clone(), 0..ca, za, ka, (out, &mut pa)),
+                &mut || rb = self.share(qs, all.clone(), ca..channels, zb, kb, (out, &mut pb)),
+            );
+        } else {
+            let half = k.div_ceil(2);
+            let (pa, pb) = planes.split_at_mut(half * group);
+            let mut pa = Consecutive {
+                out: pa,
+                channels,
+                plane,
+            };
+            let mut pb = Consecutive {
+                out: pb,
+                channels,
+                plane,
+            };
+            let (qs, cs) = (&queries, 0..channels);
+            par.join(
+                &mut || ra = self.share(qs, 0..half, cs.clone(), za, ka, (out, &mut pa)),
+                &mut || rb = self.share(qs, half..k, cs.clone(), zb, kb, (out, &mut pb)),
+            );
+        }
         ra.and(rb)
+    }
+
+    /// Aggregates channels `cs` of neighbours `ks` of both `queries` in
+    /// turn into `z` and folds them into `planes`.
+    #[allow(clippy::too_many_arguments)]
+    fn share(
+        &self,
+        queries: &[(usize, &[u32], &[f32]); 2],
+        ks: Range<usize>,
+        cs: Range<usize>,
+        z: &mut [A::Wide],
+        kernel: &mut Scratch<'_>,
+        (out, planes): (Band, &mut impl FoldPlanes<A>),
+    ) -> Result<()> {
+        let (d, pp) = (self.d, self.d.rows.patch * self.d.rows.patch);
+        let cols = cs.start * pp..cs.end * pp;
+        for &(jq, idx, w) in queries {
+            self.gather(idx, w, ks.clone(), cols.clone(), z, kernel)?;
+            let z = &z[..ks.len() * cols.len()];
+            fold_add(self.isa, z, out, d, self.cw, cs.clone(), self.i, jq, planes);
+        }
+        Ok(())
+    }
+}
+
+/// The channel at which two threads split the aggregation of a patch of
+/// `channels` channels of `pp` values: the most even split whose column
+/// (`ca · pp`) is a multiple of 8, so that each part's kernel vectors
+/// cover the same columns as on the whole row (and its last columns, done
+/// one by one, are the whole row's): the bits do not change.
+fn split_channels(channels: usize, pp: usize) -> Option<usize> {
+    (1..channels)
+        .filter(|ca| ca * pp % 8 == 0)
+        .min_by_key(|&ca| ca.abs_diff(channels - ca))
+}
+
+/// Where [`fold_add`] adds the values of a neighbour's channel.
+trait FoldPlanes<A> {
+    /// The output plane of neighbour `jn` (counted from the first one the
+    /// planes hold), channel `c`.
+    fn plane(&mut self, jn: usize, c: usize) -> &mut [A];
+}
+
+/// The output planes of consecutive neighbours, `channels` planes each.
+struct Consecutive<'a, A> {
+    out: &'a mut [A],
+    channels: usize,
+    plane: usize,
+}
+
+impl<A> FoldPlanes<A> for Consecutive<'_, A> {
+    fn plane(&mut self, jn: usize, c: usize) -> &mut [A] {
+        &mut self.out[(jn * self.channels + c) * self.plane..][..self.plane]
+    }
+}
+
+/// Channels `c0 ..` of every neighbour's output planes, one slice each.
+struct Channels<'a, A> {
+    groups: heapless::Vec<&'a mut [A], MAX_K>,
+    c0: usize,
+    plane: usize,
+}
+
+impl<A> Channels<'_, A> {
+    fn new(c0: usize, plane: usize) -> Self {
+        Self {
+            groups: heapless::Vec::new(),
+            c0,
+            plane,
+        }
+    }
+}
+
+impl<A> FoldPlanes<A> for Channels<'_, A> {
+    fn plane(&mut self, jn: usize, c: usize) -> &mut [A] {
+        &mut self.groups[jn][(c - self.c0) * self.plane..][..self.plane]
     }
 }
 
@@ -520,10 +623,10 @@ fn candidates(
     n
 }
 
-/// Adds neighbour patches `z` of query `(i, j)` at the query's place into
-/// `out`, `C` planes for each neighbour in turn (the first being the first
-/// neighbour's output planes); pixels in the grid padding or outside the held
-/// columns are cropped.
+/// Adds channels `cs` of neighbour patches `z` of query `(i, j)` (a row of
+/// `cs.len()` channels for each neighbour) at the query's place into the
+/// output planes; pixels in the grid padding or outside the held columns are
+/// cropped.
 #[allow(clippy::too_many_arguments)]
 fn fold_add<A: Act>(
     isa: Isa,
@@ -531,10 +634,10 @@ fn fold_add<A: Act>(
     band: Band,
     d: &N3Dims,
     cw: &Columns,
-    channels: usize,
+    cs: Range<usize>,
     i: usize,
     j: usize,
-    out: &mut [A],
+    out: &mut impl FoldPlanes<A>,
 ) {
     let p = d.rows.patch;
     // The held columns of the patch (offset, image column, coverage), once
@@ -576,10 +679,10 @@ fn fold_add<A: Act>(
         }
         let count = &count[..held];
         let at = band.at(y, 0);
-        for (jn, zj) in z.chunks_exact(d.input_dim).enumerate() {
-            for c in 0..channels {
-                let row = &mut out[(jn * channels + c) * band.plane + at..][..band.width];
-                let zrow = &zj[(c * p + dy) * p..][..p];
+        for (jn, zj) in z.chunks_exact(cs.len() * p * p).enumerate() {
+            for c in cs.clone() {
+                let row = &mut out.plane(jn, c)[at..][..band.width];
+                let zrow = &zj[((c - cs.start) * p + dy) * p..][..p];
                 if consecutive {
                     A::fold_span(isa, &mut row[x0..x0 + held], &zrow[span.clone()], count);
                 } else {
@@ -627,5 +730,23 @@ pub(crate) fn finish_rows<A: Act>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_channels;
+
+    #[test]
+    fn channel_splits_fall_on_whole_vectors() {
+        assert_eq!(split_channels(8, 100), Some(4));
+        assert_eq!(split_channels(3, 100), Some(2));
+        assert_eq!(
+            split_channels(6, 36),
+            Some(2),
+            "3·36 is not a multiple of 8"
+        );
+        assert_eq!(split_channels(1, 100), None);
+        assert_eq!(split_channels(4, 9), None);
     }
 }
