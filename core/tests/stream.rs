@@ -158,6 +158,30 @@ fn threads_match(net: &Network<'_>, rows: &[f32], (h, w): (usize, usize), counts
 }
 
 #[test]
+fn activation_peaks_are_tracked_only_when_asked() {
+    let rn = RandomNet::new(Spec::paper(1), 8);
+    let net = rn.network();
+    let (h, w) = (30, 27);
+    let rows = to_rows(&image(1, h, w, 9), 1, h, w);
+    let mut outs = Vec::new();
+    for track in [false, true] {
+        let mut ws = vec![0u8; Stream::workspace_bytes(&net, w).expect("bytes")];
+        let mut s = Stream::new(&net, h, w, Isa::detect(), &mut ws).expect("stream");
+        if track {
+            s.track_activation_peaks();
+        }
+        let mut out = vec![0.0; h * w];
+        s.push_rows(&rows).expect("push");
+        assert_eq!(s.pull_rows(&mut out).expect("pull"), h);
+        let peaks = s.activation_peaks();
+        assert_eq!(peaks.iter().all(|&p| p > 0.0), track, "{peaks:?}");
+        assert!(peaks.iter().all(|&p| p == 0.0) || track);
+        outs.push(out);
+    }
+    assert_bits(&outs[0], &outs[1], "tracking changes nothing else");
+}
+
+#[test]
 fn lent_threads_split_blocks_of_any_shape() {
     // Two threads share each pair of queries by channels (an odd count
     // halves unevenly) or, with one channel, by neighbours (k odd or even).

@@ -148,7 +148,7 @@ pub fn stream_planes(
     height: usize,
     width: usize,
 ) -> anyhow::Result<Vec<f32>> {
-    Ok(stream_planes_with(net, planes, height, width)?.0)
+    Ok(run_stream(net, planes, (height, width), false)?.0)
 }
 
 /// [`stream_planes`], also returning the stream's activation peaks
@@ -159,6 +159,17 @@ pub fn stream_planes_with(
     height: usize,
     width: usize,
 ) -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
+    run_stream(net, planes, (height, width), true)
+}
+
+/// [`stream_planes`], with the activation peaks if `peaks` (empty
+/// otherwise).
+fn run_stream(
+    net: &Network<'_>,
+    planes: &[f32],
+    (height, width): (usize, usize),
+    peaks: bool,
+) -> anyhow::Result<(Vec<f32>, Vec<f32>)> {
     let (cin, cout) = (net.cin(), net.cout());
     if planes.len() != cin * height * width {
         bail!("input is not {cin} planes of {width}×{height}");
@@ -166,6 +177,9 @@ pub fn stream_planes_with(
     let mut ws = vec![0u8; Stream::workspace_bytes(net, width)?];
     let mut s = Stream::new(net, height, width, Isa::detect(), &mut ws)
         .with_context(|| format!("cannot run a {width}×{height} image"))?;
+    if peaks {
+        s.track_activation_peaks();
+    }
     let mut rows = Vec::with_capacity(cin * width * PUSH_ROWS);
     let mut out_rows = vec![0.0; cout * width * height];
     let mut pulled = 0;
@@ -192,7 +206,12 @@ pub fn stream_planes_with(
                 .copy_from_slice(&out_rows[(y * cout + c) * width..][..width]);
         }
     }
-    Ok((out, s.activation_peaks().to_vec()))
+    let peaks = if peaks {
+        s.activation_peaks().to_vec()
+    } else {
+        Vec::new()
+    };
+    Ok((out, peaks))
 }
 
 /// How [`denoise_file`] cuts an image into column stripes.

@@ -469,8 +469,9 @@ pub struct Stream<'n, 'w, 'ws> {
     weights: &'ws mut [f32],
     indices: &'ws mut [u32],
     scratch: Scratch<'ws>,
-    /// Largest magnitude written to each ring.
+    /// Largest magnitude written to each ring, when tracked.
     peaks: Vec<f32, MAX_RINGS>,
+    track_peaks: bool,
     pushed: usize,
     pulled: usize,
     latency: usize,
@@ -650,6 +651,7 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
                 i64s: &mut [],
             },
             peaks: Vec::new(),
+            track_peaks: false,
             pushed: 0,
             pulled: 0,
             latency: 0,
@@ -956,14 +958,24 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
     /// Largest magnitude of the values computed so far in each activation
     /// tensor, in the order of [`Network::with_activation_scales`] (the
     /// input, every convolution output and N³ block output in execution
-    /// order). The runtime's q16 calibration streams f32 images and reads
-    /// these.
+    /// order), since [`Stream::track_activation_peaks`] (zero without it).
+    /// The runtime's q16 calibration streams f32 images and reads these.
     pub fn activation_peaks(&self) -> &[f32] {
         &self.peaks
     }
 
-    /// Records the magnitude of row `y` of ring `id`.
+    /// Makes the stream record [`Stream::activation_peaks`] for the rows it
+    /// computes from now on. Off by default: it reads every row once more,
+    /// which inference does not need.
+    pub fn track_activation_peaks(&mut self) {
+        self.track_peaks = true;
+    }
+
+    /// Records the magnitude of row `y` of ring `id`, when tracked.
     fn observe<A: Act>(&mut self, a: &Arena<'_, A>, id: usize, y: usize) {
+        if !self.track_peaks {
+            return;
+        }
         let band = self.band(id);
         let data = &a.rings[self.range(id)];
         let w = band.width;

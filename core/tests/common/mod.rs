@@ -183,6 +183,7 @@ impl RandomNet {
             // The generic kernels give the same bits on every target, so
             // the scales (and the q16 outputs) do too.
             let mut s = Stream::new(&net, h, w, Isa::Generic, &mut ws).unwrap();
+            s.track_activation_peaks();
             let mut out = vec![0.0; net.cout() * w * h];
             s.push_rows(&rows).unwrap();
             s.pull_rows(&mut out).unwrap();
