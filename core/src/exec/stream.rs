@@ -43,9 +43,7 @@ use crate::error::{add, mul, Error, ErrorKind, Result};
 use crate::kernels::act::{split_out, Act, ConvRow, Region, RowPrep, Scratch, ScratchSize};
 use crate::kernels::Isa;
 use crate::model::{Cnn, Network, Precision, MAX_LAYERS, MAX_N3_BLOCKS};
-use crate::n3::block::{
-    extract_row, finish_rows, query_row, N3Dims, PatchSlots, Planes, QueryScratch,
-};
+use crate::n3::block::{finish_rows, query_row, Extract, N3Dims, PatchSlots, Planes, QueryScratch};
 use crate::n3::grid::{Axis, Columns};
 use crate::parallel::Parallel;
 use crate::tensor::Band;
@@ -1245,6 +1243,8 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         Ok(())
     }
 
+    /// Extracts patch row `i` of block `b`, its patches split between two
+    /// threads when threads are lent (each patch is written by one).
     fn extract<A: Act>(&mut self, a: &mut Arena<'_, A>, b: usize, i: usize) {
         let blk = self.shape.blocks[b];
         let d = self.grids[b];
@@ -1254,22 +1254,42 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
             band: self.band(id),
             data: &rings[self.range(id)],
         };
-        let (x, e, t) = (planes(blk.x), planes(blk.emb), planes(blk.tmp));
         let cw = self.cols[b];
-        let ts = self.scale(blk.tmp);
+        let ex = Extract {
+            prm: &block.params,
+            d: &d,
+            cw: &cw,
+            channels: block.cin(),
+            x: planes(blk.x),
+            embed: planes(blk.emb),
+            temp: planes(blk.tmp),
+            temp_scale: self.scale(blk.tmp),
+        };
         let mut slots = patch_slots(&blk, a.patches, self.temps);
-        extract_row(
-            &block.params,
-            &d,
-            &cw,
-            block.cin(),
-            x,
-            e,
-            t,
-            ts,
-            i,
-            &mut slots,
-        );
+        let mut row = slots.row(i, cw.n, &d);
+        let js = cw.j0..cw.j0 + cw.n;
+        match self.par {
+            Some(par) if par.threads() >= 2 && cw.n >= 2 => {
+                let half = cw.n / 2;
+                let (ra, rb) = row.split_at_mut(half, &d);
+                let (mut ra, mut rb) = (Some(ra), Some(rb));
+                let mid = js.start + half;
+                // Each part is moved into its closure, which runs once.
+                par.join(
+                    &mut || {
+                        if let Some(r) = ra.take() {
+                            ex.patches(i, js.start..mid, r);
+                        }
+                    },
+                    &mut || {
+                        if let Some(r) = rb.take() {
+                            ex.patches(i, mid..js.end, r);
+                        }
+                    },
+                );
+            }
+            _ => ex.patches(i, js, row),
+        }
     }
 
     fn query<A: Act>(&mut self, a: &mut Arena<'_, A>, b: usize, i: usize) -> Result<()> {

@@ -171,33 +171,80 @@ fn extract_patch<A: Act>(
     }
 }
 
-/// Extracts the held patches of patch row `i` (embedding patches, input
-/// patches, temperatures) into slot `i % slots`. Reads image rows
-/// `i·s − top .. i·s − top + p` of the three inputs (those inside the image).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn extract_row<A: Act>(
-    prm: &N3Params,
-    d: &N3Dims,
-    cw: &Columns,
-    channels: usize,
-    x: Planes<'_, A>,
-    embed: Planes<'_, A>,
-    temp: Planes<'_, A>,
-    temp_scale: f32,
-    i: usize,
-    ring: &mut PatchSlots<'_, A>,
-) {
-    let embed_channels = d.embed_dim / (prm.patch * prm.patch);
-    let base = (i % ring.slots) * cw.n;
-    let log_bias = ln(prm.temp_bias);
-    let pp = (prm.patch * prm.patch) as f32;
-    for (q, j) in (base..).zip(cw.j0..cw.j0 + cw.n) {
-        let e = &mut ring.embed[q * d.embed_dim..][..d.embed_dim];
-        extract_patch(embed, embed_channels, d, cw, i, j, e);
-        let v = &mut ring.input[q * d.input_dim..][..d.input_dim];
-        extract_patch(x, channels, d, cw, i, j, v);
-        let mean = A::wide_to_f32(patch_sum(temp, d, cw, i, j), temp_scale) / pp;
-        ring.temps[q] = exp(mean + log_bias);
+/// What patch extraction reads: the block input, embedding and temperature
+/// planes, and the grid.
+pub(crate) struct Extract<'a, A> {
+    pub prm: &'a N3Params,
+    pub d: &'a N3Dims,
+    pub cw: &'a Columns,
+    /// Channels of the block input.
+    pub channels: usize,
+    pub x: Planes<'a, A>,
+    pub embed: Planes<'a, A>,
+    pub temp: Planes<'a, A>,
+    /// q16 scale of the temperature map (1 for the float precisions).
+    pub temp_scale: f32,
+}
+
+/// The patches of one patch row in a ring slot, or a part of them:
+/// embedding patches, input patches and temperatures.
+pub(crate) struct PatchRow<'a, A> {
+    pub embed: &'a mut [A],
+    pub input: &'a mut [A],
+    pub temps: &'a mut [f32],
+}
+
+impl<A> PatchRow<'_, A> {
+    /// The first `n` patches and the rest.
+    pub fn split_at_mut(&mut self, n: usize, d: &N3Dims) -> (PatchRow<'_, A>, PatchRow<'_, A>) {
+        let (ea, eb) = self.embed.split_at_mut(n * d.embed_dim);
+        let (ia, ib) = self.input.split_at_mut(n * d.input_dim);
+        let (ta, tb) = self.temps.split_at_mut(n);
+        (
+            PatchRow {
+                embed: ea,
+                input: ia,
+                temps: ta,
+            },
+            PatchRow {
+                embed: eb,
+                input: ib,
+                temps: tb,
+            },
+        )
+    }
+}
+
+impl<A> PatchSlots<'_, A> {
+    /// The slot of patch row `i`, `n` patches wide.
+    pub fn row(&mut self, i: usize, n: usize, d: &N3Dims) -> PatchRow<'_, A> {
+        let q = (i % self.slots) * n;
+        PatchRow {
+            embed: &mut self.embed[q * d.embed_dim..][..n * d.embed_dim],
+            input: &mut self.input[q * d.input_dim..][..n * d.input_dim],
+            temps: &mut self.temps[q..][..n],
+        }
+    }
+}
+
+impl<A: Act> Extract<'_, A> {
+    /// Extracts the held patches `js` of patch row `i` into `dst`. Reads
+    /// image rows `i·s − top .. i·s − top + p` of the three inputs (those
+    /// inside the image).
+    pub fn patches(&self, i: usize, js: Range<usize>, dst: PatchRow<'_, A>) {
+        let (prm, d, cw) = (self.prm, self.d, self.cw);
+        let embed_channels = d.embed_dim / (prm.patch * prm.patch);
+        let log_bias = ln(prm.temp_bias);
+        let pp = (prm.patch * prm.patch) as f32;
+        let rows = dst.embed.chunks_exact_mut(d.embed_dim);
+        let rows = rows.zip(dst.input.chunks_exact_mut(d.input_dim));
+        for ((j, (e, v)), t) in js.zip(rows).zip(dst.temps.iter_mut()) {
+            extract_patch(self.embed, embed_channels, d, cw, i, j, e);
+            extract_patch(self.x, self.channels, d, cw, i, j, v);
+            let sum = patch_sum(self.temp, d, cw, i, j);
+            let mean = A::wide_to_f32(sum, self.temp_scale) / pp;
+            *t = exp(mean + log_bias);
+        }
     }
 }
 
@@ -542,9 +589,18 @@ pub fn n3_forward(
         input: s.input_patches,
         temps: s.temps,
     };
+    let ex = Extract {
+        prm: p,
+        d,
+        cw: &cw,
+        channels,
+        x: planes(io.input),
+        embed: planes(io.embed),
+        temp: planes(io.temp),
+        temp_scale: 1.0,
+    };
     for i in 0..d.rows.count {
-        let (x, e, t) = (planes(io.input), planes(io.embed), planes(io.temp));
-        extract_row(p, d, &cw, channels, x, e, t, 1.0, i, &mut ring);
+        ex.patches(i, cw.j0..cw.j0 + cw.n, ring.row(i, cw.n, d));
     }
     io.output[channels * g.plane()..g.len(channels * (p.k + 1))].fill(0.0);
     let mut scratch = QueryScratch {
