@@ -483,7 +483,7 @@ impl<A: Act> Query<'_, '_, A> {
         cs: Range<usize>,
         z: &mut [A::Wide],
         kernel: &mut Scratch<'_>,
-        (out, planes): (Band, &mut impl FoldPlanes<A>),
+        (out, planes): (Band, &mut dyn FoldPlanes<A>),
     ) -> Result<()> {
         let (d, pp) = (self.d, self.d.rows.patch * self.d.rows.patch);
         let cols = cs.start * pp..cs.end * pp;
@@ -693,7 +693,7 @@ fn fold_add<A: Act>(
     cs: Range<usize>,
     i: usize,
     j: usize,
-    out: &mut impl FoldPlanes<A>,
+    out: &mut dyn FoldPlanes<A>,
 ) {
     let p = d.rows.patch;
     // The held columns of the patch (offset, image column, coverage), once
