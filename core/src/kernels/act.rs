@@ -30,8 +30,7 @@ use crate::model::{ConvLayer, Weights};
 #[cfg(target_arch = "x86_64")]
 use crate::n3::aggregate::avx2;
 use crate::n3::aggregate::{
-    aggregate_columns, check_columns, check_indices, check_lengths, squared_distance,
-    squared_distances_with,
+    aggregate_columns, check_indices, columns_of, squared_distance, squared_distances_with,
 };
 use crate::parallel::Parallel;
 use crate::tensor::Band;
@@ -623,13 +622,11 @@ impl Act for f16 {
         out: &mut [f32],
         s: &mut Scratch<'_>,
     ) -> Result<()> {
-        check_columns(data.len(), dim, &cols, indices)?;
-        let (n, w) = (indices.len(), cols.len());
-        check_lengths(w, n, k, weights.len(), out.len())?;
-        if w == 0 {
+        let lens = (k, weights.len(), out.len());
+        let Some((data, (dim, w))) = columns_of(data, dim, cols, indices, lens)? else {
             return Ok(());
-        }
-        let data = &data[cols.start..];
+        };
+        let n = indices.len();
         #[cfg(target_arch = "x86_64")]
         if let Isa::Avx2Fma(_) = isa {
             // SAFETY: `Avx2Fma` proves AVX2, FMA and F16C; indices, columns and lengths were checked.
@@ -815,13 +812,10 @@ impl Act for i16 {
         out: &mut [i64],
         _: &mut Scratch<'_>,
     ) -> Result<()> {
-        check_columns(data.len(), dim, &cols, indices)?;
-        let w = cols.len();
-        check_lengths(w, indices.len(), k, weights.len(), out.len())?;
-        if w == 0 {
+        let lens = (k, weights.len(), out.len());
+        let Some((data, sw)) = columns_of(data, dim, cols, indices, lens)? else {
             return Ok(());
-        }
-        let (data, sw) = (&data[cols.start..], (dim, w));
+        };
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `Avx2Fma` proves AVX2; indices, columns and lengths were checked.

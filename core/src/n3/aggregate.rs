@@ -20,14 +20,28 @@ pub(crate) fn check_indices(len: usize, dim: usize, indices: &[u32]) -> Result<(
     Ok(())
 }
 
+/// Checks an aggregation of columns `cols` of the rows of `data` (`dim`
+/// values each) selected by `indices`, with `lens = (k, weights, out)`:
+/// `k` weight vectors in `weights` values into `out` values. Returns the
+/// data from the first column on and `(stride, width)` of its rows, or
+/// `None` when there are no columns.
+#[allow(clippy::type_complexity)]
+pub(crate) fn columns_of<'d, T>(
+    data: &'d [T],
+    dim: usize,
+    cols: Range<usize>,
+    indices: &[u32],
+    (k, weights, out): (usize, usize, usize),
+) -> Result<Option<(&'d [T], (usize, usize))>> {
+    check_columns(data.len(), dim, &cols, indices)?;
+    let w = cols.len();
+    check_lengths(w, indices.len(), k, weights, out)?;
+    Ok((w > 0).then(|| (&data[cols.start..], (dim, w))))
+}
+
 /// Columns `cols` of rows of `dim` values, and indices that select rows of a
 /// matrix of `len` values.
-pub(crate) fn check_columns(
-    len: usize,
-    dim: usize,
-    cols: &Range<usize>,
-    indices: &[u32],
-) -> Result<()> {
+fn check_columns(len: usize, dim: usize, cols: &Range<usize>, indices: &[u32]) -> Result<()> {
     if cols.start > cols.end || cols.end > dim {
         return Err(Error::new(
             ErrorKind::InvalidArgument,
@@ -165,21 +179,18 @@ pub(crate) fn aggregate_columns(
     k: usize,
     out: &mut [f32],
 ) -> Result<()> {
-    check_columns(data.len(), dim, &cols, indices)?;
-    let w = cols.len();
-    check_lengths(w, indices.len(), k, weights.len(), out.len())?;
-    if w == 0 {
+    let lens = (k, weights.len(), out.len());
+    let Some((data, sw)) = columns_of(data, dim, cols, indices, lens)? else {
         return Ok(());
-    }
-    let data = &data[cols.start..];
+    };
     match isa {
-        Isa::Generic => aggregate_ref(data, (dim, w), indices, weights, out),
+        Isa::Generic => aggregate_ref(data, sw, indices, weights, out),
         #[cfg(target_arch = "aarch64")]
         // SAFETY: lengths, columns and indices were checked above.
-        Isa::Neon => unsafe { neon::aggregate(data, (dim, w), indices, weights, out) },
+        Isa::Neon => unsafe { neon::aggregate(data, sw, indices, weights, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `Avx2Fma` proves the CPU features; lengths, columns and indices were checked above.
-        Isa::Avx2Fma(_) => unsafe { avx2::aggregate(data, (dim, w), indices, weights, out) },
+        Isa::Avx2Fma(_) => unsafe { avx2::aggregate(data, sw, indices, weights, out) },
     }
     Ok(())
 }
