@@ -1271,24 +1271,13 @@ impl<'n, 'w, 'ws> Stream<'n, 'w, 'ws> {
         match self.par {
             Some(par) if par.threads() >= 2 && cw.n >= 2 => {
                 let half = cw.n / 2;
-                let (ra, rb) = row.split_at_mut(half, &d);
-                let (mut ra, mut rb) = (Some(ra), Some(rb));
+                let (mut ra, mut rb) = row.split_at_mut(half, &d);
                 let mid = js.start + half;
-                // Each part is moved into its closure, which runs once.
-                par.join(
-                    &mut || {
-                        if let Some(r) = ra.take() {
-                            ex.patches(i, js.start..mid, r);
-                        }
-                    },
-                    &mut || {
-                        if let Some(r) = rb.take() {
-                            ex.patches(i, mid..js.end, r);
-                        }
-                    },
-                );
+                par.join(&mut || ex.patches(i, js.start..mid, &mut ra), &mut || {
+                    ex.patches(i, mid..js.end, &mut rb)
+                });
             }
-            _ => ex.patches(i, js, row),
+            _ => ex.patches(i, js, &mut row),
         }
     }
 

@@ -231,7 +231,7 @@ impl<A: Act> Extract<'_, A> {
     /// Extracts the held patches `js` of patch row `i` into `dst`. Reads
     /// image rows `i·s − top .. i·s − top + p` of the three inputs (those
     /// inside the image).
-    pub fn patches(&self, i: usize, js: Range<usize>, dst: PatchRow<'_, A>) {
+    pub fn patches(&self, i: usize, js: Range<usize>, dst: &mut PatchRow<'_, A>) {
         let (prm, d, cw) = (self.prm, self.d, self.cw);
         let embed_channels = d.embed_dim / (prm.patch * prm.patch);
         let log_bias = ln(prm.temp_bias);
@@ -299,15 +299,14 @@ pub(crate) fn query_row<A: Act>(
             }
             _ => {
                 let n = q.weights(j, s)?;
-                let z = &mut *s.neighbours;
-                let (idx, w) = (&s.indices[..n], &s.weights[..d.k * n]);
-                q.gather(idx, w, 0..d.k, 0..d.input_dim, z, &mut s.kernel)?;
+                let query = [(j, &s.indices[..n], &s.weights[..d.k * n])];
                 let mut planes = Consecutive {
                     out: &mut out_data[channels * out.plane..],
                     channels,
                     plane: out.plane,
                 };
-                fold_add(isa, z, out, d, cw, 0..channels, i, j, &mut planes);
+                let z = (&mut *s.neighbours, &mut s.kernel);
+                q.share(&query, 0..d.k, 0..channels, z, (out, &mut planes))?;
                 j = j2;
             }
         }
@@ -434,55 +433,54 @@ impl<A: Act> Query<'_, '_, A> {
         ];
         let (group, plane) = (channels * out.plane, out.plane);
         let planes = &mut out_data[group..(1 + k) * group];
-        let (mut ra, mut rb) = (Ok(()), Ok(()));
         let pp = self.d.rows.patch * self.d.rows.patch;
-        if let Some(ca) = split_channels(channels, pp) {
-            let mut pa = Channels::new(0, plane);
-            let mut pb = Channels::new(ca, plane);
-            for g in planes.chunks_exact_mut(group) {
-                let (a, b) = g.split_at_mut(ca * plane);
-                pa.groups
-                    .push(a)
-                    .and(pb.groups.push(b))
-                    .map_err(|_| Error::new(ErrorKind::InvalidArgument, "N3 k above MAX_K"))?;
-            }
-            let (qs, all) = (&queries, 0..k);
-            par.join(
-                &mut || ra = self.share(qs, all.clone(), 0..ca, za, ka, (out, &mut pa)),
-                &mut || rb = self.share(qs, all.clone(), ca..channels, zb, kb, (out, &mut pb)),
-            );
-        } else {
-            let half = k.div_ceil(2);
-            let (pa, pb) = planes.split_at_mut(half * group);
-            let mut pa = Consecutive {
-                out: pa,
-                channels,
-                plane,
+        // Each thread's neighbours, channels and output planes.
+        let (mut by_channel, mut by_neighbour);
+        let ((ksa, csa, pa), (ksb, csb, pb)): (Share<'_, A>, Share<'_, A>) =
+            match split_channels(channels, pp) {
+                Some(ca) => {
+                    by_channel = [Channels::new(0, plane), Channels::new(ca, plane)];
+                    for g in planes.chunks_exact_mut(group) {
+                        let (a, b) = g.split_at_mut(ca * plane);
+                        let [pa, pb] = &mut by_channel;
+                        pa.groups.push(a).and(pb.groups.push(b)).map_err(|_| {
+                            Error::new(ErrorKind::InvalidArgument, "N3 k above MAX_K")
+                        })?;
+                    }
+                    let [pa, pb] = &mut by_channel;
+                    ((0..k, 0..ca, pa), (0..k, ca..channels, pb))
+                }
+                None => {
+                    let half = k.div_ceil(2);
+                    let (pa, pb) = planes.split_at_mut(half * group);
+                    let consecutive = |out| Consecutive {
+                        out,
+                        channels,
+                        plane,
+                    };
+                    by_neighbour = [consecutive(pa), consecutive(pb)];
+                    let [pa, pb] = &mut by_neighbour;
+                    ((0..half, 0..channels, pa), (half..k, 0..channels, pb))
+                }
             };
-            let mut pb = Consecutive {
-                out: pb,
-                channels,
-                plane,
-            };
-            let (qs, cs) = (&queries, 0..channels);
-            par.join(
-                &mut || ra = self.share(qs, 0..half, cs.clone(), za, ka, (out, &mut pa)),
-                &mut || rb = self.share(qs, half..k, cs.clone(), zb, kb, (out, &mut pb)),
-            );
-        }
+        let qs = &queries;
+        let (mut ra, mut rb) = (Ok(()), Ok(()));
+        par.join(
+            &mut || ra = self.share(qs, ksa.clone(), csa.clone(), (za, ka), (out, pa)),
+            &mut || rb = self.share(qs, ksb.clone(), csb.clone(), (zb, kb), (out, pb)),
+        );
         ra.and(rb)
     }
 
-    /// Aggregates channels `cs` of neighbours `ks` of both `queries` in
-    /// turn into `z` and folds them into `planes`.
-    #[allow(clippy::too_many_arguments)]
+    /// Aggregates channels `cs` of neighbours `ks` of each of `queries`
+    /// (column, candidates, weights) in turn into `z` and folds them into
+    /// `planes`.
     fn share(
         &self,
-        queries: &[(usize, &[u32], &[f32]); 2],
+        queries: &[(usize, &[u32], &[f32])],
         ks: Range<usize>,
         cs: Range<usize>,
-        z: &mut [A::Wide],
-        kernel: &mut Scratch<'_>,
+        (z, kernel): (&mut [A::Wide], &mut Scratch<'_>),
         (out, planes): (Band, &mut dyn FoldPlanes<A>),
     ) -> Result<()> {
         let (d, pp) = (self.d, self.d.rows.patch * self.d.rows.patch);
@@ -506,6 +504,14 @@ fn split_channels(channels: usize, pp: usize) -> Option<usize> {
         .filter(|ca| ca * pp % 8 == 0)
         .min_by_key(|&ca| ca.abs_diff(channels - ca))
 }
+
+/// One thread's share of a query pair: neighbours, channels, and the
+/// output planes they fold into.
+type Share<'p, A> = (
+    Range<usize>,
+    Range<usize>,
+    &'p mut (dyn FoldPlanes<A> + Send),
+);
 
 /// Where [`fold_add`] adds the values of a neighbour's channel.
 trait FoldPlanes<A> {
@@ -600,7 +606,7 @@ pub fn n3_forward(
         temp_scale: 1.0,
     };
     for i in 0..d.rows.count {
-        ex.patches(i, cw.j0..cw.j0 + cw.n, ring.row(i, cw.n, d));
+        ex.patches(i, cw.j0..cw.j0 + cw.n, &mut ring.row(i, cw.n, d));
     }
     io.output[channels * g.plane()..g.len(channels * (p.k + 1))].fill(0.0);
     let mut scratch = QueryScratch {
